@@ -1,0 +1,134 @@
+"""The ``deepchrome`` command.
+
+Training subcommands (``fit``, ``validate``, ``test``, ``predict``) are LightningCLI; data
+utilities (``simulate``, ``data check``) are small argparse commands. User errors print one line
+and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from deepchrome.errors import DeepChromeError
+
+TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
+USAGE = """usage: deepchrome <command> [options]
+
+training (LightningCLI; see `deepchrome fit --help`):
+  fit        train a classifier:  deepchrome fit --config configs/deepchrome.yaml
+  validate   score a checkpoint on the validation split
+  test       score a checkpoint on the test split
+  predict    write per-gene probabilities (predictions.csv)
+
+data:
+  simulate   write a simulated data set in the release layout
+  data check validate a release folder and summarize it
+"""
+
+
+def _run_lightning(argv: list[str]) -> None:
+    from lightning.pytorch.cli import LightningCLI
+
+    from deepchrome.data import HistoneDataModule
+    from deepchrome.training import ExpressionClassifier, evaluate_best
+
+    class DeepChromeCLI(LightningCLI):
+        def before_instantiate_classes(self) -> None:
+            # Every output of a run goes under --trainer.default_root_dir: the logger writes
+            # there directly (no version subfolder), so `--ckpt_path last` finds the run again.
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            trainer = config.trainer
+            root = trainer.default_root_dir or "runs/default"
+            trainer.default_root_dir = root
+            if trainer.logger in (None, True):
+                trainer.logger = {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": root, "name": "", "version": ""},
+                }
+
+        def after_fit(self) -> None:
+            summary = evaluate_best(self.trainer, self.model, self.datamodule)
+            if self.trainer.is_global_zero:
+                shown = {k: summary[k] for k in ("val_auroc", "test_auroc", "test_auprc", "best_epoch")}
+                print(f"{summary['model']} ({summary['n_parameters']:,} parameters): {shown}")
+                print(f"metrics: {summary['metrics_path']}")
+
+    DeepChromeCLI(
+        ExpressionClassifier,
+        HistoneDataModule,
+        seed_everything_default=0,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        args=argv,
+        parser_kwargs={"prog": "deepchrome"},
+    )
+
+
+def _simulate(argv: list[str]) -> None:
+    from deepchrome.data.simulate import simulate_release
+
+    parser = argparse.ArgumentParser(prog="deepchrome simulate", description="Write a simulated data set.")
+    parser.add_argument("--out", required=True, help="output folder (release layout)")
+    parser.add_argument("--cells", type=int, default=4, help="number of cells (default 4)")
+    parser.add_argument(
+        "--genes", type=int, default=600, help="genes per cell, split in thirds (default 600)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--groups", type=int, default=2, help="groups of correlated cells (default 2)")
+    args = parser.parse_args(argv)
+    if args.cells < 1 or args.genes < 3:
+        raise DeepChromeError("--cells must be >= 1 and --genes >= 3")
+    truth = simulate_release(
+        args.out, n_cells=args.cells, n_genes=args.genes, seed=args.seed, n_groups=args.groups
+    )
+    print(
+        f"wrote {args.cells} cells x {args.genes} genes to {args.out} "
+        f"(ground truth: {Path(args.out) / 'ground_truth.json'})"
+    )
+    print("planted rules: " + "; ".join(truth["rules"]))
+
+
+def _data(argv: list[str]) -> None:
+    from deepchrome.data.check import check_release
+
+    parser = argparse.ArgumentParser(prog="deepchrome data", description="Data utilities.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    check = sub.add_parser("check", help="validate a release folder and print a per-cell summary")
+    check.add_argument("root", help="release root: <cell>/classification/{train,valid,test}.csv")
+    check.add_argument("--cells", nargs="*", help="only these cells")
+    check.add_argument("--no-cache", action="store_true", help="parse the CSVs, ignoring caches")
+    args = parser.parse_args(argv)
+    table = check_release(args.root, cells=args.cells, use_cache=not args.no_cache)
+    print(table.to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``deepchrome`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("deepchrome: %(message)s"))
+    logging.getLogger("deepchrome").addHandler(handler)
+    commands = {"simulate": _simulate, "data": _data}
+    try:
+        if not argv or argv[0] in ("-h", "--help"):
+            print(USAGE)
+            return
+        if argv[0] in TRAINING_COMMANDS:
+            _run_lightning(argv)
+        elif argv[0] in commands:
+            commands[argv[0]](argv[1:])
+        else:
+            raise DeepChromeError(f"unknown command {argv[0]!r}; run `deepchrome --help`")
+    except DeepChromeError as error:
+        print(f"deepchrome: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("deepchrome: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

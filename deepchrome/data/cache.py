@@ -1,0 +1,183 @@
+"""Binary, memory-mappable cache of parsed release CSVs.
+
+Each parsed split file gets one folder ``<cache_dir>/<key>/`` holding ``signals.npy``,
+``labels.npy``, ``gene_ids.npy`` (and ``expression.npy`` when known) and ``meta.json``. The
+meta records the format version, the source file's size and modification time (staleness) and a
+CRC-32 of every array file (truncation, corruption). A cache that fails any check is rebuilt from
+its source, never used. Folders are written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from deepchrome.data.release import read_release_csv, split_path
+from deepchrome.data.signals import HistoneSignals
+from deepchrome.errors import DataFormatError
+
+FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """``$DEEPCHROME_CACHE_DIR`` if set, else ``~/.cache/deepchrome``."""
+    env = os.environ.get("DEEPCHROME_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "deepchrome"
+
+
+def cache_folder(source: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache folder of one source file (keyed by its absolute path)."""
+    source = Path(source).resolve()
+    key = hashlib.sha1(str(source).encode()).hexdigest()[:16]
+    return Path(cache_dir or default_cache_dir()) / f"{source.parent.parent.name}-{source.stem}-{key}"
+
+
+def _fingerprint(source: Path) -> dict:
+    stat = source.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def write_cache(signals: HistoneSignals, folder: Path, source: Path | None = None) -> None:
+    """Write ``signals`` as a cache folder atomically (temporary folder, then rename)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        arrays = {"signals": signals.signals, "labels": signals.labels, "gene_ids": signals.gene_ids}
+        if signals.expression is not None:
+            arrays["expression"] = signals.expression
+        checksums = {}
+        for name, array in arrays.items():
+            if array is None:
+                continue
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+            checksums[name] = _crc(tmp / f"{name}.npy")
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "source": str(source) if source else None,
+            "fingerprint": _fingerprint(source) if source else None,
+            "checksums": checksums,
+            "marks": list(signals.marks),
+            "cell": signals.cell,
+            "split": signals.split,
+            "bin_size": signals.bin_size,
+            "window": signals.window,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if folder.exists():
+            trash = folder.with_name(f".{folder.name}.old{os.getpid()}")
+            os.replace(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class StaleCache(Exception):
+    """A cache folder that must not be used; the message says why."""
+
+
+def read_cache(folder: Path, source: Path | None = None, mmap: bool = True) -> HistoneSignals:
+    """Load a cache folder, checking version, source fingerprint and checksums.
+
+    Raises
+    ------
+    StaleCache
+        If anything does not match (the caller rebuilds).
+    """
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise StaleCache(f"unreadable meta.json ({exc.__class__.__name__})") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise StaleCache(f"format version {meta.get('format_version')} != {FORMAT_VERSION}")
+    if source is not None and source.exists() and meta.get("fingerprint") != _fingerprint(source):
+        raise StaleCache(f"source {source} changed since the cache was written")
+    arrays = {}
+    for name, crc in meta["checksums"].items():
+        path = folder / f"{name}.npy"
+        try:
+            if _crc(path) != crc:
+                raise StaleCache(f"{path.name} checksum mismatch (truncated or modified)")
+            arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise StaleCache(f"{path.name} unreadable ({exc})") from None
+    return HistoneSignals(
+        signals=arrays["signals"],
+        labels=arrays.get("labels"),
+        gene_ids=np.asarray(arrays["gene_ids"]),
+        marks=tuple(meta["marks"]),
+        cell=meta["cell"],
+        split=meta["split"],
+        expression=arrays.get("expression"),
+        bin_size=meta["bin_size"],
+        window=meta["window"],
+    )
+
+
+def load_split(
+    root: str | os.PathLike,
+    cell: str,
+    split: str,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+) -> HistoneSignals:
+    """Load one cell's split through the cache, parsing (and caching) the CSV when needed.
+
+    Parameters
+    ----------
+    root
+        Release root holding ``<cell>/classification/<split>.csv``.
+    cache_dir
+        Where caches live (default :func:`default_cache_dir`). An unwritable cache folder only
+        costs speed: the parsed data is returned and a warning logged.
+    use_cache
+        ``False`` always parses the CSV.
+
+    Returns
+    -------
+    HistoneSignals
+        Arrays memory-mapped from the cache (read-only) or freshly parsed.
+
+    Raises
+    ------
+    DataFormatError
+        If the CSV is malformed, or it is missing and its cache is unreadable.
+    """
+    source = split_path(root, cell, split)
+    if not use_cache:
+        return read_release_csv(source, cell=cell, split=split)
+    folder = cache_folder(source, cache_dir)
+    if folder.exists():
+        try:
+            return read_cache(folder, source)
+        except StaleCache as reason:
+            if not source.exists():
+                raise DataFormatError(
+                    f"cache {folder} is unreadable ({reason}) and {source} is missing"
+                ) from None
+            log.warning("cache %s is stale (%s); rebuilding from %s", folder, reason, source)
+    signals = read_release_csv(source, cell=cell, split=split)
+    try:
+        write_cache(signals, folder, source)
+        return read_cache(folder, source)
+    except OSError as exc:
+        log.warning("could not write cache %s (%s); using parsed data", folder, exc)
+        return signals

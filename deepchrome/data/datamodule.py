@@ -1,0 +1,352 @@
+"""The shared LightningDataModule: every model, the GAN and every experiment read data through it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from deepchrome.data.cache import load_split
+from deepchrome.data.release import list_cells
+from deepchrome.data.signals import HistoneSignals
+from deepchrome.errors import DeepChromeError
+
+log = logging.getLogger(__name__)
+
+TRANSFORMS = ("raw", "log1p", "standardize", "log1p_standardize")
+
+
+class SignalTransform:
+    """Maps raw signals to model input; per-mark statistics are fitted on training data only.
+
+    Kinds: ``raw`` (counts as float), ``log1p``, ``standardize`` (per-mark z-score of counts),
+    ``log1p_standardize`` (per-mark z-score of log1p counts).
+    """
+
+    def __init__(self, kind: str = "log1p") -> None:
+        if kind not in TRANSFORMS:
+            raise DeepChromeError(f"unknown transform {kind!r} (available: {', '.join(TRANSFORMS)})")
+        self.kind = kind
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
+
+    @property
+    def needs_fit(self) -> bool:
+        """Whether this kind uses per-mark statistics."""
+        return self.kind.endswith("standardize")
+
+    def _pre(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log1p(x) if self.kind.startswith("log1p") else x
+
+    def fit(self, signals: np.ndarray, chunk: int = 4096) -> SignalTransform:
+        """Fit per-mark mean and standard deviation on ``signals`` [genes, marks, bins]."""
+        total = torch.zeros(signals.shape[1], dtype=torch.float64)
+        square = torch.zeros_like(total)
+        for start in range(0, len(signals), chunk):
+            x = self._pre(torch.from_numpy(np.asarray(signals[start : start + chunk], dtype=np.float32)))
+            total += x.double().sum(dim=(0, 2))
+            square += (x.double() ** 2).sum(dim=(0, 2))
+        n = signals.shape[0] * signals.shape[2]
+        mean = total / n
+        self.mean = mean.float()
+        self.std = (square / n - mean**2).clamp_min(1e-12).sqrt().float()
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Transform float signals [batch, marks, bins]."""
+        x = self._pre(x)
+        if self.needs_fit:
+            if self.mean is None:
+                raise RuntimeError("transform used before fit")
+            x = (x - self.mean[:, None]) / self.std[:, None]
+        return x
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """Map model-space signals [batch, marks, bins] back to counts."""
+        if self.needs_fit:
+            x = x * self.std[:, None] + self.mean[:, None]
+        return torch.expm1(x) if self.kind.startswith("log1p") else x
+
+    def state_dict(self) -> dict:
+        """Plain-type state (safe under ``torch.load(weights_only=True)``)."""
+        return {
+            "kind": self.kind,
+            "mean": None if self.mean is None else self.mean.tolist(),
+            "std": None if self.std is None else self.std.tolist(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.kind = state["kind"]
+        self.mean = None if state["mean"] is None else torch.tensor(state["mean"])
+        self.std = None if state["std"] is None else torch.tensor(state["std"])
+
+
+@dataclass
+class StageData:
+    """Signals of one stage, concatenated over cells.
+
+    ``signals`` [genes, marks, bins] (compact dtype), ``labels`` [genes], ``cell_index`` [genes]
+    into ``cells``, ``gene_ids`` [genes].
+    """
+
+    signals: np.ndarray
+    labels: np.ndarray
+    cell_index: np.ndarray
+    gene_ids: np.ndarray
+    cells: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _batched(batch):
+    # The dataset already returns whole batches; nothing to collate.
+    return batch
+
+
+class SignalDataset(Dataset):
+    """Indexes a :class:`StageData` by whole batches: one gather per batch, no per-sample Python.
+
+    ``dataset[indices]`` (via ``__getitems__``) returns ``(x, y, index)``: x [batch, marks, bins]
+    float32 transformed, y [batch] int64, index [batch] positions in the stage.
+    """
+
+    def __init__(self, data: StageData, transform: SignalTransform) -> None:
+        self.data = data
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        index = np.asarray(indices, dtype=np.int64)
+        x = torch.from_numpy(self.data.signals[index].astype(np.float32, copy=False))
+        y = torch.from_numpy(self.data.labels[index])
+        return self.transform(x), y, torch.from_numpy(index)
+
+    def __getitem__(self, i: int):
+        x, y, index = self.__getitems__([i])
+        return x[0], y[0], index[0]
+
+
+def _as_list(cells: str | list[str] | None) -> list[str] | None:
+    if cells is None:
+        return None
+    return [cells] if isinstance(cells, str) else [str(c) for c in cells]
+
+
+class HistoneDataModule(pl.LightningDataModule):
+    """Histone signals of chosen cells for training, validation and testing.
+
+    Each stage uses its own cells' own split files: training reads the ``train`` split of
+    ``train_cells``, validation the ``valid`` split of ``val_cells``, testing the ``test`` split
+    of ``test_cells``. Cross-cell setups are therefore configuration, not code.
+
+    Parameters
+    ----------
+    root
+        Release root (``<cell>/classification/{train,valid,test}.csv``).
+    train_cells
+        Cells to train on; ``None`` = every cell under ``root``.
+    val_cells, test_cells
+        Cells to validate / test on; ``None`` = the training cells.
+    marks
+        Marks to use, in this order; ``None`` = all marks of the data.
+    transform
+        ``raw``, ``log1p``, ``standardize`` or ``log1p_standardize`` (statistics from the
+        training split only).
+    train_fraction, n_train_genes
+        Seeded subsampling of each training cell's genes: a fraction, or a number per cell.
+    batch_size
+        Training batch size; evaluation uses ``eval_batch_size``.
+    seed
+        Seed of subsampling and shuffling.
+    cache_dir
+        Binary cache location (default ``$DEEPCHROME_CACHE_DIR`` or ``~/.cache/deepchrome``).
+    predict_split
+        Split of ``test_cells`` that ``predict`` scores: ``train``, ``valid``, ``test``.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/example",
+        train_cells: list[str] | None = None,
+        val_cells: list[str] | None = None,
+        test_cells: list[str] | None = None,
+        marks: list[str] | None = None,
+        transform: str = "log1p",
+        train_fraction: float = 1.0,
+        n_train_genes: int | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int = 1024,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        num_workers: int = 0,
+        predict_split: str = "test",
+    ) -> None:
+        super().__init__()
+        self.root = Path(os.path.expanduser(root))
+        available = list_cells(self.root)
+        if not available:
+            raise DeepChromeError(f"data root {self.root} holds no <cell>/classification/train.csv")
+        self.train_cells = _as_list(train_cells) or available
+        self.val_cells = _as_list(val_cells) or list(self.train_cells)
+        self.test_cells = _as_list(test_cells) or list(self.train_cells)
+        for field, cells in (
+            ("train_cells", self.train_cells),
+            ("val_cells", self.val_cells),
+            ("test_cells", self.test_cells),
+        ):
+            unknown = [c for c in cells if c not in available]
+            if unknown:
+                raise DeepChromeError(
+                    f"data.{field}: cell(s) {', '.join(unknown)} not in {self.root} "
+                    f"(available: {', '.join(available)})"
+                )
+        if not 0 < train_fraction <= 1:
+            raise DeepChromeError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
+        if predict_split not in ("train", "valid", "test"):
+            raise DeepChromeError(f"data.predict_split must be train, valid or test, got {predict_split!r}")
+        self.transform = SignalTransform(transform)
+        self.requested_marks = marks
+        self.train_fraction = train_fraction
+        self.n_train_genes = n_train_genes
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.num_workers = num_workers
+        self.predict_split = predict_split
+        self.data: dict[str, StageData] = {}
+        # Shapes come from the first training file so models can size themselves before setup.
+        first = self._load(self.train_cells[0], "train")
+        self.marks: tuple[str, ...] = first.marks
+        self.n_bins: int = first.n_bins
+        self.bin_size: int = first.bin_size
+
+    @property
+    def n_marks(self) -> int:
+        """Number of marks per gene."""
+        return len(self.marks)
+
+    def _load(self, cell: str, split: str) -> HistoneSignals:
+        signals = load_split(self.root, cell, split, cache_dir=self.cache_dir)
+        if self.requested_marks is not None:
+            signals = signals.select_marks(self.requested_marks)
+        elif hasattr(self, "marks") and signals.marks != self.marks:
+            signals = signals.select_marks(self.marks)
+        if hasattr(self, "n_bins") and signals.n_bins != self.n_bins:
+            raise DeepChromeError(
+                f"cell {cell} {split} has {signals.n_bins} bins, expected {self.n_bins} "
+                f"like {self.train_cells[0]}"
+            )
+        return signals
+
+    def _subsample(self, signals: HistoneSignals, cell_number: int) -> HistoneSignals:
+        n = signals.n_genes
+        keep = n
+        if self.n_train_genes is not None:
+            keep = min(n, int(self.n_train_genes))
+        if self.train_fraction < 1:
+            keep = min(keep, max(1, int(round(self.train_fraction * n))))
+        if keep == n:
+            return signals
+        rng = np.random.default_rng([self.seed, cell_number])
+        return signals.subset(np.sort(rng.choice(n, size=keep, replace=False)))
+
+    def stage_data(self, cells: list[str], split: str, subsample: bool = False) -> StageData:
+        """Load and concatenate one split of several cells.
+
+        Returns
+        -------
+        StageData
+            ``signals`` [genes, marks, bins] over all cells, in cell order.
+        """
+        parts = []
+        for number, cell in enumerate(cells):
+            signals = self._load(cell, split)
+            if signals.labels is None:
+                raise DeepChromeError(f"cell {cell} {split} has no labels")
+            parts.append(self._subsample(signals, number) if subsample else signals)
+        return StageData(
+            signals=np.concatenate([p.signals for p in parts]),
+            labels=np.concatenate([np.asarray(p.labels, dtype=np.int64) for p in parts]),
+            cell_index=np.concatenate([np.full(p.n_genes, i) for i, p in enumerate(parts)]),
+            gene_ids=np.concatenate([np.asarray(p.gene_ids) for p in parts]),
+            cells=list(cells),
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load what ``stage`` needs; fit the transform on the training split if it needs it."""
+        wanted = {
+            "fit": ["train", "val"],
+            "validate": ["val"],
+            "test": ["test"],
+            "predict": ["predict"],
+            None: ["train", "val", "test"],
+        }[stage]
+        if self.transform.needs_fit and self.transform.mean is None:
+            wanted = ["train", *wanted]
+        for name in wanted:
+            if name in self.data:
+                continue
+            if name == "train":
+                self.data[name] = self.stage_data(self.train_cells, "train", subsample=True)
+            elif name == "val":
+                self.data[name] = self.stage_data(self.val_cells, "valid")
+            elif name == "test":
+                self.data[name] = self.stage_data(self.test_cells, "test")
+            else:
+                self.data[name] = self.stage_data(self.test_cells, self.predict_split)
+        if self.transform.needs_fit and self.transform.mean is None:
+            self.transform.fit(self.data["train"].signals)
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        if name not in self.data:
+            self.setup({"train": "fit", "val": "fit", "test": "test", "predict": "predict"}[name])
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            SignalDataset(self.data[name], self.transform),
+            batch_size=self.batch_size if shuffle else self.eval_batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=_batched,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches ``(x, y, index)``."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches in file order."""
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches in file order."""
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Batches of ``predict_split`` of the test cells, in file order."""
+        return self._loader("predict", shuffle=False)
+
+    def state_dict(self) -> dict:
+        """The fitted transform and the marks, stored in checkpoints."""
+        return {"transform": self.transform.state_dict(), "marks": list(self.marks), "n_bins": self.n_bins}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the transform fitted when the checkpoint was trained."""
+        if list(state.get("marks", self.marks)) != list(self.marks):
+            raise DeepChromeError(
+                f"checkpoint was trained on marks {', '.join(state['marks'])}, "
+                f"the data has {', '.join(self.marks)}"
+            )
+        self.transform.load_state_dict(state["transform"])

@@ -1,0 +1,207 @@
+"""A simulator of histone-mark signals with known ground truth, in the release layout.
+
+Generative model (all bins 100 bp, TSS between bins 50 and 51, bins in transcript orientation):
+
+1. Every gene has latent states shared by all cells: an active promoter ``P`` (Bernoulli 0.6),
+   Polycomb repression ``K`` (Bernoulli 0.3), a gene-body transcription propensity ``S``
+   (Uniform 0..1) and heterochromatin ``H`` (Bernoulli 0.15).
+2. Cells fall into ``n_groups`` groups. For each group a fraction ``group_shift`` of genes has its
+   states redrawn, then for each cell a further fraction ``cell_shift``: cells of one group are
+   more alike than cells of different groups (the planted cell-correlation structure).
+3. Log expression ``= 2.5 * P * (1 - K) + 1.5 * S - 2.0 * H + N(0, noise)``. The combinatorial
+   rule is the ``P * (1 - K)`` term: promoter H3K4me3 raises expression only without H3K27me3.
+   The label is 1 when expression is above the cell's median.
+4. Mean counts per mark and bin are a background plus state-dependent shapes: H3K4me3 a peak at
+   the TSS (bins 46-55 hold most of it), H3K27me3 a broad domain around the TSS, H3K36me3 a
+   ramp over the gene body downstream of the TSS (bins 51-100), H3K9me3 flat, H3K4me1 two
+   flanking peaks. Each cell scales each mark by a depth factor in [0.7, 1.3]. Counts are
+   gamma-Poisson (negative binomial, dispersion 2): over-dispersed like real ChIP-seq.
+
+``ground_truth.json`` records the rules, the planted pair, the planted bins and the cell groups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from deepchrome.data.release import write_release_csv
+from deepchrome.data.signals import DEEPCHROME_MARKS, SPLITS, HistoneSignals
+
+N_BINS = 100
+#: 1-based bins (inclusive) where each mark's planted signal lies.
+PLANTED_BINS = {
+    "H3K4me3": (46, 55),
+    "H3K27me3": (31, 70),
+    "H3K36me3": (51, 100),
+    "H3K4me1": (36, 65),
+    "H3K9me3": (1, 100),
+}
+PLANTED_PAIR = ("H3K4me3", "H3K27me3")
+EXPRESSION_WEIGHTS = {"promoter_active_and_not_polycomb": 2.5, "body": 1.5, "heterochromatin": -2.0}
+
+
+def _profiles() -> dict[str, np.ndarray]:
+    bins = np.arange(N_BINS) + 0.5  # bin centres; the TSS sits at 50
+    gauss = lambda centre, width: np.exp(-0.5 * ((bins - centre) / width) ** 2)  # noqa: E731
+    body = np.clip((bins - 50) / 15, 0, 1)
+    return {
+        "H3K4me3": gauss(50, 3),
+        "H3K27me3": gauss(50, 12),
+        "H3K36me3": body,
+        "H3K4me1": gauss(40, 4) + gauss(60, 4),
+        "H3K9me3": np.ones(N_BINS),
+    }
+
+
+def _gene_states(rng: np.random.Generator, n: int) -> np.ndarray:
+    """States [n, 4]: promoter P, polycomb K, body S, heterochromatin H."""
+    return np.stack(
+        [
+            rng.random(n) < 0.6,
+            rng.random(n) < 0.3,
+            rng.random(n),
+            rng.random(n) < 0.15,
+        ],
+        axis=1,
+    ).astype(np.float64)
+
+
+def _redraw(rng: np.random.Generator, states: np.ndarray, fraction: float) -> np.ndarray:
+    states = states.copy()
+    chosen = rng.random(len(states)) < fraction
+    states[chosen] = _gene_states(rng, int(chosen.sum()))
+    return states
+
+
+def simulate_cells(
+    n_cells: int = 4,
+    n_genes: int = 600,
+    seed: int = 0,
+    n_groups: int = 2,
+    group_shift: float = 0.35,
+    cell_shift: float = 0.05,
+    noise: float = 0.5,
+) -> tuple[dict[str, HistoneSignals], dict]:
+    """Simulate ``n_cells`` cells of ``n_genes`` genes each (all genes, unsplit).
+
+    Returns
+    -------
+    cells
+        ``{cell: HistoneSignals}`` with ``signals`` [genes, 5, 100] uint16, ``labels`` [genes],
+        ``expression`` [genes] (log scale).
+    truth
+        The ground truth: rules, planted pair and bins, cell groups.
+    """
+    rng = np.random.default_rng(seed)
+    base = _gene_states(rng, n_genes)
+    group_states = [_redraw(rng, base, group_shift) for _ in range(n_groups)]
+    profiles = _profiles()
+    amplitude = {"H3K4me3": 14.0, "H3K27me3": 6.0, "H3K36me3": 5.0, "H3K4me1": 3.0, "H3K9me3": 3.0}
+    background = {"H3K4me3": 0.6, "H3K27me3": 1.0, "H3K36me3": 0.8, "H3K4me1": 1.0, "H3K9me3": 1.0}
+    gene_ids = np.array([str(100001 + i) for i in range(n_genes)])
+    cells: dict[str, HistoneSignals] = {}
+    groups: dict[str, int] = {}
+    for c in range(n_cells):
+        name = f"S{c + 1:02d}"
+        group = c % n_groups
+        groups[name] = group
+        states = _redraw(rng, group_states[group], cell_shift)
+        promoter, polycomb, body, hetero = states.T
+        # A weak H3K4me1 at inactive promoters keeps the mark informative but not decisive.
+        level = {
+            "H3K4me3": promoter * (1 - 0.6 * polycomb) + 0.05,
+            "H3K27me3": polycomb,
+            "H3K36me3": body * (0.3 + 0.7 * promoter * (1 - polycomb)),
+            "H3K4me1": 0.4 + 0.6 * promoter,
+            "H3K9me3": hetero,
+        }
+        log_expression = (
+            EXPRESSION_WEIGHTS["promoter_active_and_not_polycomb"] * promoter * (1 - polycomb)
+            + EXPRESSION_WEIGHTS["body"] * body
+            + EXPRESSION_WEIGHTS["heterochromatin"] * hetero
+            + rng.normal(0, noise, n_genes)
+        )
+        depth = rng.uniform(0.7, 1.3, len(DEEPCHROME_MARKS))
+        mean = np.stack(
+            [
+                depth[m] * (background[mark] + amplitude[mark] * level[mark][:, None] * profiles[mark])
+                for m, mark in enumerate(DEEPCHROME_MARKS)
+            ],
+            axis=1,
+        )
+        dispersion = 2.0
+        counts = rng.poisson(rng.gamma(dispersion, mean / dispersion))
+        cells[name] = HistoneSignals(
+            signals=counts.astype(np.uint16),
+            labels=(log_expression > np.median(log_expression)).astype(np.int64),
+            gene_ids=gene_ids,
+            marks=DEEPCHROME_MARKS,
+            cell=name,
+            split="all",
+            expression=log_expression,
+        )
+    truth = {
+        "generator": "deepchrome.data.simulate",
+        "seed": seed,
+        "marks": list(DEEPCHROME_MARKS),
+        "expression_weights": EXPRESSION_WEIGHTS,
+        "rules": [
+            "promoter H3K4me3 without H3K27me3 -> high",
+            "gene-body H3K36me3 -> high",
+            "H3K9me3 -> low",
+        ],
+        "planted_pair": list(PLANTED_PAIR),
+        "planted_bins": {k: list(v) for k, v in PLANTED_BINS.items()},
+        "orientation": "transcript (bin 1 upstream)",
+        "cell_groups": groups,
+    }
+    return cells, truth
+
+
+def simulate_release(
+    out: str | os.PathLike,
+    n_cells: int = 4,
+    n_genes: int = 600,
+    seed: int = 0,
+    **kwargs,
+) -> dict:
+    """Simulate cells and write them in the release layout under ``out``.
+
+    Writes ``out/<cell>/classification/{train,valid,test}.csv`` (genes split in thirds, the same
+    split for every cell, as in the release), ``out/expression/<cell>.csv`` (``gene_id,value``,
+    expression on a linear scale) and ``out/ground_truth.json``.
+
+    Returns
+    -------
+    dict
+        The ground truth, including the split of gene ids.
+    """
+    out = Path(out)
+    cells, truth = simulate_cells(n_cells=n_cells, n_genes=n_genes, seed=seed, **kwargs)
+    order = np.random.default_rng(seed + 1).permutation(n_genes)
+    bounds = np.linspace(0, n_genes, len(SPLITS) + 1).round().astype(int)
+    parts = {split: np.sort(order[bounds[i] : bounds[i + 1]]) for i, split in enumerate(SPLITS)}
+    for name, cell in cells.items():
+        for split, index in parts.items():
+            part = cell.subset(index)
+            part.split = split
+            write_release_csv(part, out / name / "classification" / f"{split}.csv")
+        expression_path = out / "expression" / f"{name}.csv"
+        expression_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = expression_path.with_suffix(".tmp")
+        with open(tmp, "w") as handle:
+            handle.write("gene_id,value\n")
+            for gene, value in zip(cell.gene_ids, np.exp(cell.expression), strict=True):
+                handle.write(f"{gene},{value:.6g}\n")
+        os.replace(tmp, expression_path)
+    truth["splits"] = {
+        split: [str(g) for g in cells[next(iter(cells))].gene_ids[idx]] for split, idx in parts.items()
+    }
+    tmp = out / "ground_truth.json.tmp"
+    tmp.write_text(json.dumps(truth, indent=1))
+    os.replace(tmp, out / "ground_truth.json")
+    return truth

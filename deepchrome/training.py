@@ -1,0 +1,276 @@
+"""The LightningModule that trains any classifier network, and the run's ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics import MetricCollection
+from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
+
+from deepchrome.errors import DeepChromeError
+from deepchrome.models import DeepChromeCNN, SignalNet, count_parameters
+
+
+def _stage_metrics(prefix: str) -> MetricCollection:
+    return MetricCollection({"auroc": BinaryAUROC(), "auprc": BinaryAveragePrecision()}, prefix=prefix)
+
+
+class ExpressionClassifier(pl.LightningModule):
+    """Trains a network that maps signals [batch, marks, bins] to 2 logits (low, high).
+
+    The network is injected (``class_path`` in YAML swaps it). The loss is cross-entropy; AUROC
+    and average precision are computed from P(high) = softmax(logits)[:, 1], one metric object
+    per stage. The test stage also reports per-cell metrics (``test_auroc_<cell>``).
+
+    Parameters
+    ----------
+    net
+        Any :class:`~deepchrome.models.SignalNet` (default: :class:`DeepChromeCNN`).
+    optimizer
+        Optimizer factory (default Adam, lr 1e-3).
+    lr_scheduler
+        Optional scheduler factory, stepped per epoch.
+    """
+
+    def __init__(
+        self,
+        net: SignalNet | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net if net is not None else DeepChromeCNN()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.val_metrics = _stage_metrics("val_")
+        self.test_metrics = _stage_metrics("test_")
+        self.test_cell_metrics: dict[str, MetricCollection] = {}
+        self.marks: list[str] | None = None
+
+    # -- shapes and checkpoints -------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Size the network from the data module's marks and bins."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "n_marks"):
+            self.net.build(datamodule.n_marks, datamodule.n_bins)
+            self.marks = list(datamodule.marks)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the network's config and input shape so a checkpoint explains itself."""
+        checkpoint["deepchrome"] = {
+            "kind": "classifier",
+            "net": self.net.config(),
+            "n_marks": self.net.n_marks,
+            "n_bins": self.net.n_bins,
+            "marks": self.marks,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse checkpoints of another network or input shape with a one-line error."""
+        meta = checkpoint.get("deepchrome")
+        if not meta or meta.get("kind") != "classifier":
+            raise DeepChromeError("checkpoint is not a deepchrome classifier checkpoint")
+        ours = self.net.config()["class_path"]
+        if meta["net"]["class_path"] != ours:
+            raise DeepChromeError(
+                f"checkpoint holds a {meta['net']['class_path'].rsplit('.', 1)[-1]}, "
+                f"the config builds a {ours.rsplit('.', 1)[-1]}"
+            )
+        if (meta["n_marks"], meta["n_bins"]) != (self.net.n_marks, self.net.n_bins):
+            raise DeepChromeError(
+                f"checkpoint expects {meta['n_marks']} marks x {meta['n_bins']} bins, "
+                f"the data has {self.net.n_marks} marks x {self.net.n_bins} bins"
+            )
+        try:
+            expected = {k: v.shape for k, v in self.net.state_dict().items()}
+            stored = {
+                k.removeprefix("net."): v.shape
+                for k, v in checkpoint["state_dict"].items()
+                if k.startswith("net.")
+            }
+        except KeyError:
+            raise DeepChromeError("checkpoint has no model weights") from None
+        if expected != stored:
+            differ = sorted(k for k in expected.keys() | stored.keys() if expected.get(k) != stored.get(k))
+            raise DeepChromeError(
+                f"checkpoint's {ours.rsplit('.', 1)[-1]} has other layer shapes ({differ[0]}: "
+                f"{tuple(stored.get(differ[0], ()))} vs config {tuple(expected.get(differ[0], ()))})"
+            )
+
+    # -- training -----------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, 2]."""
+        return self.net(x)
+
+    def on_fit_start(self) -> None:
+        """Fit data-derived constants of the network (the linear model's scale) on training data."""
+        fit_scale = getattr(self.net, "fit_scale", None)
+        if fit_scale is not None and not bool(self.net.scale_fitted):
+            datamodule = self.trainer.datamodule
+            loader = torch.utils.data.DataLoader(
+                datamodule.train_dataloader().dataset,
+                batch_size=4096,
+                collate_fn=lambda batch: batch,
+            )
+            fit_scale(x.to(self.device) for x, _, _ in loader)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y, _ = batch
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss.item()} at step {self.global_step}")
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y, _ = batch
+        logits = self.net(x)
+        self.log("val_loss", F.cross_entropy(logits, y), batch_size=len(y), sync_dist=True)
+        self.val_metrics.update(torch.softmax(logits, dim=1)[:, 1], y)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        cells = self.trainer.datamodule.data["test"].cells
+        self.test_cell_metrics = {cell: _stage_metrics(f"test_{cell}_").to(self.device) for cell in cells}
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        x, y, index = batch
+        probability = torch.softmax(self.net(x), dim=1)[:, 1]
+        self.test_metrics.update(probability, y)
+        if len(self.test_cell_metrics) > 1:
+            cell_index = torch.as_tensor(
+                self.trainer.datamodule.data["test"].cell_index, device=index.device
+            )[index]
+            for number, metrics in enumerate(self.test_cell_metrics.values()):
+                chosen = cell_index == number
+                if chosen.any():
+                    metrics.update(probability[chosen], y[chosen])
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        if len(self.test_cell_metrics) > 1:
+            for metrics in self.test_cell_metrics.values():
+                self.log_dict(metrics.compute())
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        x, y, index = batch
+        return {"probability": torch.softmax(self.net(x), dim=1)[:, 1], "label": y, "index": index}
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val_auroc"},
+        }
+
+
+class PredictionTableWriter(BasePredictionWriter):
+    """Writes ``predictions.csv`` (gene_id, cell, probability, predicted_label, label) to the run folder.
+
+    Parameters
+    ----------
+    output
+        File to write; default ``<run folder>/predictions.csv``.
+    threshold
+        P(high) at or above which the predicted label is 1.
+    """
+
+    def __init__(self, output: str | None = None, threshold: float = 0.5) -> None:
+        super().__init__(write_interval="epoch")
+        self.output = output
+        self.threshold = threshold
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        import numpy as np
+        import pandas as pd
+
+        data = trainer.datamodule.data["predict"]
+        probability = torch.cat([p["probability"] for p in predictions]).cpu().numpy()
+        index = torch.cat([p["index"] for p in predictions]).cpu().numpy()
+        table = pd.DataFrame(
+            {
+                "gene_id": data.gene_ids[index],
+                "cell": np.asarray(data.cells)[data.cell_index[index]],
+                "probability": probability,
+                "predicted_label": (probability >= self.threshold).astype(int),
+                "label": data.labels[index],
+            }
+        )
+        path = Path(self.output or Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv")
+        if trainer.world_size > 1:
+            path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        table.to_csv(tmp, index=False, float_format="%.6f")
+        os.replace(tmp, path)
+        print(f"predictions: {path}")
+
+
+def _checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
+    callbacks = [c for c in trainer.checkpoint_callbacks if c.monitor]
+    return callbacks[0] if callbacks else trainer.checkpoint_callback
+
+
+def evaluate_best(
+    trainer: pl.Trainer,
+    model: ExpressionClassifier,
+    datamodule,
+    run_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Test the best-by-validation checkpoint and write ``metrics.json`` into the run folder.
+
+    Returns
+    -------
+    dict
+        ``val_auroc``, ``test_auroc``, ``test_auprc`` (and per-cell ``test_auroc_<cell>`` when
+        several test cells), ``best_epoch``, ``epochs``, ``n_parameters``, ``model``, the cells,
+        ``best_checkpoint`` and ``metrics_path``.
+    """
+    callback = _checkpoint_callback(trainer)
+    best = callback.best_model_path if callback is not None else ""
+    results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    metrics = {k: float(v) for k, v in results[0].items()}
+    best_epoch = None
+    if best:
+        best_epoch = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
+    score = callback.best_model_score if callback is not None else None
+    val_auroc = (
+        float(score) if score is not None else float(trainer.callback_metrics.get("val_auroc", float("nan")))
+    )
+    summary = {
+        "model": type(model.net).__name__,
+        "n_parameters": count_parameters(model.net),
+        "val_auroc": val_auroc,
+        **metrics,
+        "best_epoch": best_epoch,
+        "epochs": trainer.current_epoch,
+        "train_cells": list(datamodule.train_cells),
+        "val_cells": list(datamodule.val_cells),
+        "test_cells": list(datamodule.test_cells),
+        "marks": list(datamodule.marks),
+        "best_checkpoint": best or None,
+    }
+    folder = Path(run_dir or trainer.log_dir or trainer.default_root_dir)
+    path = folder / "metrics.json"
+    summary["metrics_path"] = str(path)
+    if trainer.is_global_zero:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".metrics.json.tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        os.replace(tmp, path)
+    return summary

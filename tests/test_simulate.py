@@ -1,0 +1,70 @@
+"""Simulator: deterministic, release layout, and its planted rules hold in what it writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from deepchrome.data import read_release_csv
+from deepchrome.data.simulate import PLANTED_BINS, simulate_cells, simulate_release
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a, _ = simulate_cells(n_cells=2, n_genes=50, seed=3)
+    b, _ = simulate_cells(n_cells=2, n_genes=50, seed=3)
+    c, _ = simulate_cells(n_cells=2, n_genes=50, seed=4)
+    assert np.array_equal(a["S01"].signals, b["S01"].signals)
+    assert not np.array_equal(a["S01"].signals, c["S01"].signals)
+
+
+def test_release_layout_and_ground_truth(simulated):
+    truth = json.loads((simulated / "ground_truth.json").read_text())
+    assert truth["planted_pair"] == ["H3K4me3", "H3K27me3"]
+    assert truth["cell_groups"] == {"S01": 0, "S02": 1, "S03": 0, "S04": 1}
+    train = read_release_csv(simulated / "S01/classification/train.csv", "S01", "train")
+    assert train.signals.shape == (200, 5, 100)
+    assert train.gene_ids.tolist() == truth["splits"]["train"]
+    assert abs(train.labels.mean() - 0.5) < 0.1
+    assert (simulated / "expression/S01.csv").is_file()
+
+
+def _mark(signals, name, bins):
+    first, last = bins
+    return signals.signals[:, signals.marks.index(name), first - 1 : last].mean(axis=1)
+
+
+def test_planted_rules_hold_in_written_data(simulated):
+    cell = read_release_csv(simulated / "S02/classification/train.csv")
+    k4me3 = _mark(cell, "H3K4me3", PLANTED_BINS["H3K4me3"])
+    k27me3 = _mark(cell, "H3K27me3", PLANTED_BINS["H3K27me3"])
+    k36me3 = _mark(cell, "H3K36me3", PLANTED_BINS["H3K36me3"])
+    k9me3 = _mark(cell, "H3K9me3", PLANTED_BINS["H3K9me3"])
+    high = cell.labels == 1
+    active = (k4me3 > np.median(k4me3)) & (k27me3 < np.median(k27me3))
+    # promoter H3K4me3 without H3K27me3 -> mostly high; the reverse -> mostly low
+    assert high[active].mean() > 0.75
+    assert high[~active].mean() < 0.4
+    # gene-body H3K36me3 -> high; H3K9me3 -> low
+    assert np.corrcoef(k36me3, high)[0, 1] > 0.3
+    assert np.corrcoef(k9me3, high)[0, 1] < -0.1
+    # H3K4me3 sits at the TSS: its planted bins hold far more signal than the flanks
+    profile = cell.signals[:, cell.marks.index("H3K4me3")].mean(axis=0)
+    assert profile[45:55].mean() > 3 * profile[:30].mean()
+
+
+def test_cells_of_one_group_are_more_alike(simulated):
+    labels = {
+        c: read_release_csv(simulated / c / "classification/train.csv").labels for c in ("S01", "S02", "S03")
+    }
+    same_group = np.mean(labels["S01"] == labels["S03"])
+    other_group = np.mean(labels["S01"] == labels["S02"])
+    assert same_group > other_group + 0.05
+
+
+def test_different_seed_release_differs(tmp_path):
+    simulate_release(tmp_path / "a", n_cells=1, n_genes=30, seed=1)
+    simulate_release(tmp_path / "b", n_cells=1, n_genes=30, seed=1)
+    assert (tmp_path / "a/S01/classification/test.csv").read_text() == (
+        tmp_path / "b/S01/classification/test.csv"
+    ).read_text()
