@@ -73,17 +73,13 @@ def _simulate(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="deepchrome simulate", description="Write a simulated data set.")
     parser.add_argument("--out", required=True, help="output folder (release layout)")
     parser.add_argument("--cells", type=int, default=4, help="number of cells (default 4)")
-    parser.add_argument(
-        "--genes", type=int, default=600, help="genes per cell, split in thirds (default 600)"
-    )
+    parser.add_argument("--genes", type=int, default=600, help="genes per cell, split in thirds (default 600)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--groups", type=int, default=2, help="groups of correlated cells (default 2)")
     args = parser.parse_args(argv)
     if args.cells < 1 or args.genes < 3:
         raise DeepChromeError("--cells must be >= 1 and --genes >= 3")
-    truth = simulate_release(
-        args.out, n_cells=args.cells, n_genes=args.genes, seed=args.seed, n_groups=args.groups
-    )
+    truth = simulate_release(args.out, n_cells=args.cells, n_genes=args.genes, seed=args.seed, n_groups=args.groups)
     print(
         f"wrote {args.cells} cells x {args.genes} genes to {args.out} "
         f"(ground truth: {Path(args.out) / 'ground_truth.json'})"

@@ -91,9 +91,7 @@ class ExpressionClassifier(pl.LightningModule):
         try:
             expected = {k: v.shape for k, v in self.net.state_dict().items()}
             stored = {
-                k.removeprefix("net."): v.shape
-                for k, v in checkpoint["state_dict"].items()
-                if k.startswith("net.")
+                k.removeprefix("net."): v.shape for k, v in checkpoint["state_dict"].items() if k.startswith("net.")
             }
         except KeyError:
             raise DeepChromeError("checkpoint has no model weights") from None
@@ -149,9 +147,7 @@ class ExpressionClassifier(pl.LightningModule):
         probability = torch.softmax(self.net(x), dim=1)[:, 1]
         self.test_metrics.update(probability, y)
         if len(self.test_cell_metrics) > 1:
-            cell_index = torch.as_tensor(
-                self.trainer.datamodule.data["test"].cell_index, device=index.device
-            )[index]
+            cell_index = torch.as_tensor(self.trainer.datamodule.data["test"].cell_index, device=index.device)[index]
             for number, metrics in enumerate(self.test_cell_metrics.values()):
                 chosen = cell_index == number
                 if chosen.any():
@@ -249,9 +245,7 @@ def evaluate_best(
     if best:
         best_epoch = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
     score = callback.best_model_score if callback is not None else None
-    val_auroc = (
-        float(score) if score is not None else float(trainer.callback_metrics.get("val_auroc", float("nan")))
-    )
+    val_auroc = float(score) if score is not None else float(trainer.callback_metrics.get("val_auroc", float("nan")))
     summary = {
         "model": type(model.net).__name__,
         "n_parameters": count_parameters(model.net),

@@ -10,9 +10,7 @@ import pytest
 
 
 def run(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "deepchrome.cli", *args], capture_output=True, text=True, cwd=cwd
-    )
+    return subprocess.run([sys.executable, "-m", "deepchrome.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_data_check_summary(roadmap):

@@ -54,9 +54,7 @@ def test_planted_rules_hold_in_written_data(simulated):
 
 
 def test_cells_of_one_group_are_more_alike(simulated):
-    labels = {
-        c: read_release_csv(simulated / c / "classification/train.csv").labels for c in ("S01", "S02", "S03")
-    }
+    labels = {c: read_release_csv(simulated / c / "classification/train.csv").labels for c in ("S01", "S02", "S03")}
     same_group = np.mean(labels["S01"] == labels["S03"])
     other_group = np.mean(labels["S01"] == labels["S02"])
     assert same_group > other_group + 0.05

@@ -170,9 +170,7 @@ def load_split(
             return read_cache(folder, source)
         except StaleCache as reason:
             if not source.exists():
-                raise DataFormatError(
-                    f"cache {folder} is unreadable ({reason}) and {source} is missing"
-                ) from None
+                raise DataFormatError(f"cache {folder} is unreadable ({reason}) and {source} is missing") from None
             log.warning("cache %s is stale (%s); rebuilding from %s", folder, reason, source)
     signals = read_release_csv(source, cell=cell, split=split)
     try:

@@ -13,9 +13,7 @@ from deepchrome.data.signals import SPLITS
 from deepchrome.errors import DeepChromeError
 
 
-def check_release(
-    root: str | os.PathLike, cells: list[str] | None = None, use_cache: bool = True
-) -> pd.DataFrame:
+def check_release(root: str | os.PathLike, cells: list[str] | None = None, use_cache: bool = True) -> pd.DataFrame:
     """Validate every split file of every cell under ``root``.
 
     Returns
@@ -34,9 +32,7 @@ def check_release(
         raise DeepChromeError(f"{root}: no <cell>/classification/train.csv found")
     unknown = [c for c in cells or [] if c not in available]
     if unknown:
-        raise DeepChromeError(
-            f"cell(s) {', '.join(unknown)} not in {root} (available: {', '.join(available)})"
-        )
+        raise DeepChromeError(f"cell(s) {', '.join(unknown)} not in {root} (available: {', '.join(available)})")
     rows = []
     reference = None
     for cell in cells or available:

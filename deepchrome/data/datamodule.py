@@ -207,8 +207,7 @@ class HistoneDataModule(pl.LightningDataModule):
             unknown = [c for c in cells if c not in available]
             if unknown:
                 raise DeepChromeError(
-                    f"data.{field}: cell(s) {', '.join(unknown)} not in {self.root} "
-                    f"(available: {', '.join(available)})"
+                    f"data.{field}: cell(s) {', '.join(unknown)} not in {self.root} (available: {', '.join(available)})"
                 )
         if not 0 < train_fraction <= 1:
             raise DeepChromeError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
@@ -244,8 +243,7 @@ class HistoneDataModule(pl.LightningDataModule):
             signals = signals.select_marks(self.marks)
         if hasattr(self, "n_bins") and signals.n_bins != self.n_bins:
             raise DeepChromeError(
-                f"cell {cell} {split} has {signals.n_bins} bins, expected {self.n_bins} "
-                f"like {self.train_cells[0]}"
+                f"cell {cell} {split} has {signals.n_bins} bins, expected {self.n_bins} like {self.train_cells[0]}"
             )
         return signals
 
@@ -346,7 +344,6 @@ class HistoneDataModule(pl.LightningDataModule):
         """Restore the transform fitted when the checkpoint was trained."""
         if list(state.get("marks", self.marks)) != list(self.marks):
             raise DeepChromeError(
-                f"checkpoint was trained on marks {', '.join(state['marks'])}, "
-                f"the data has {', '.join(self.marks)}"
+                f"checkpoint was trained on marks {', '.join(state['marks'])}, the data has {', '.join(self.marks)}"
             )
         self.transform.load_state_dict(state["transform"])

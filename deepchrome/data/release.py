@@ -126,8 +126,7 @@ def read_release_csv(path: str | os.PathLike, cell: str = "", split: str = "all"
             row = int(np.argmax(values.isna().to_numpy()))
             name = ("bin_id", *marks, "label")[column - 1]
             raise DataFormatError(
-                f"{path}:{_line_of(row, header)}: field {name} is {numeric[column].iloc[row]!r}, "
-                "expected a number"
+                f"{path}:{_line_of(row, header)}: field {name} is {numeric[column].iloc[row]!r}, expected a number"
             )
     gene_col = frame[0].to_numpy()
     bins = frame[1].to_numpy()
@@ -317,8 +316,7 @@ def read_wide_matrix(
     missing = [m for m in marks if m not in frame.columns]
     if missing:
         raise DataFormatError(
-            f"{path}:1: missing mark column(s) {', '.join(missing)} "
-            f"(header: {', '.join(map(str, frame.columns))})"
+            f"{path}:1: missing mark column(s) {', '.join(missing)} (header: {', '.join(map(str, frame.columns))})"
         )
     key = frame.iloc[:, 0].astype(str).str.rsplit("_", n=1, expand=True)
     if key.shape[1] != 2:
@@ -332,8 +330,7 @@ def read_wide_matrix(
     wrong = (bins != position + 1) | np.repeat(sizes != width, sizes)
     if wrong.any():
         raise DataFormatError(
-            f"{path}:{int(np.argmax(wrong)) + 2}: bins must run 1..{width} contiguously and in "
-            "order for every gene"
+            f"{path}:{int(np.argmax(wrong)) + 2}: bins must run 1..{width} contiguously and in order for every gene"
         )
     values = frame[list(marks)].to_numpy().reshape(len(starts), width, len(marks))
     result = HistoneSignals(

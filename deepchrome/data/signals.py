@@ -110,8 +110,7 @@ class HistoneSignals:
         missing = [m for m in marks if m not in self.marks]
         if missing:
             raise DeepChromeError(
-                f"mark(s) {', '.join(missing)} not in cell {self.cell or '?'} "
-                f"(available: {', '.join(self.marks)})"
+                f"mark(s) {', '.join(missing)} not in cell {self.cell or '?'} (available: {', '.join(self.marks)})"
             )
         if tuple(marks) == self.marks:
             return self
@@ -130,9 +129,7 @@ class HistoneSignals:
             return self
         extra = self.n_bins - n_bins
         if extra < 0 or extra % 2:
-            raise DeepChromeError(
-                f"cannot take {n_bins} central bins from {self.n_bins} bins (cell {self.cell})"
-            )
+            raise DeepChromeError(f"cannot take {n_bins} central bins from {self.n_bins} bins (cell {self.cell})")
         start = extra // 2
         return replace(
             self,

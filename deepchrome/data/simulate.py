@@ -198,9 +198,7 @@ def simulate_release(
             for gene, value in zip(cell.gene_ids, np.exp(cell.expression), strict=True):
                 handle.write(f"{gene},{value:.6g}\n")
         os.replace(tmp, expression_path)
-    truth["splits"] = {
-        split: [str(g) for g in cells[next(iter(cells))].gene_ids[idx]] for split, idx in parts.items()
-    }
+    truth["splits"] = {split: [str(g) for g in cells[next(iter(cells))].gene_ids[idx]] for split, idx in parts.items()}
     tmp = out / "ground_truth.json.tmp"
     tmp.write_text(json.dumps(truth, indent=1))
     os.replace(tmp, out / "ground_truth.json")

@@ -54,9 +54,7 @@ class DeepChromeCNN(SignalNet):
         conv_length = n_bins - self.kernel_size + 1
         pooled = (conv_length - self.pool_size) // self.pool_stride + 1
         if conv_length < 1 or pooled < 1:
-            raise ValueError(
-                f"{n_bins} bins are too few for kernel {self.kernel_size} and pool {self.pool_size}"
-            )
+            raise ValueError(f"{n_bins} bins are too few for kernel {self.kernel_size} and pool {self.pool_size}")
         pooling = nn.MaxPool1d if self.pool == "max" else nn.AvgPool1d
         self.features = nn.Sequential(
             nn.Conv1d(n_marks, self.channels, self.kernel_size),
