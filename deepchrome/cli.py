@@ -29,7 +29,8 @@ data:
 """
 
 
-def _run_lightning(argv: list[str]) -> None:
+def _run_lightning(argv: list[str] | None) -> None:
+    from jsonargparse import Namespace
     from lightning.pytorch.cli import LightningCLI
 
     from deepchrome.data import HistoneDataModule
@@ -48,6 +49,13 @@ def _run_lightning(argv: list[str]) -> None:
                     "class_path": "lightning.pytorch.loggers.CSVLogger",
                     "init_args": {"save_dir": root, "name": "", "version": ""},
                 }
+            if self.subcommand == "predict":
+                callbacks = list(trainer.callbacks or [])
+                if not any("PredictionTableWriter" in str(getattr(c, "class_path", c)) for c in callbacks):
+                    callbacks.append(
+                        Namespace(class_path="deepchrome.training.PredictionTableWriter", init_args=Namespace())
+                    )
+                trainer.callbacks = callbacks
 
         def after_fit(self) -> None:
             summary = evaluate_best(self.trainer, self.model, self.datamodule)
@@ -101,26 +109,49 @@ def _data(argv: list[str]) -> None:
     print(table.to_string(index=False))
 
 
+def _user_error_in_chain(error: BaseException) -> DeepChromeError | None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DeepChromeError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _exit_with(error: DeepChromeError) -> None:
+    print(f"deepchrome: error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("deepchrome: %(message)s"))
-    logging.getLogger("deepchrome").addHandler(handler)
+    logger = logging.getLogger("deepchrome")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("deepchrome: %(message)s"))
+        logger.addHandler(handler)
     commands = {"simulate": _simulate, "data": _data}
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(USAGE)
             return
         if argv[0] in TRAINING_COMMANDS:
-            _run_lightning(argv)
+            _run_lightning(None if from_command_line else argv)
         elif argv[0] in commands:
             commands[argv[0]](argv[1:])
         else:
             raise DeepChromeError(f"unknown command {argv[0]!r}; run `deepchrome --help`")
     except DeepChromeError as error:
-        print(f"deepchrome: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        _exit_with(error)
+    except Exception as error:
+        # Config parsing (jsonargparse) wraps errors raised while instantiating classes.
+        user_error = _user_error_in_chain(error)
+        if user_error is None:
+            raise
+        _exit_with(user_error)
     except KeyboardInterrupt:
         print("deepchrome: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -135,7 +135,7 @@ class ExpressionClassifier(pl.LightningModule):
         self.val_metrics.update(torch.softmax(logits, dim=1)[:, 1], y)
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
 
     def on_test_epoch_start(self) -> None:
@@ -154,11 +154,11 @@ class ExpressionClassifier(pl.LightningModule):
                     metrics.update(probability[chosen], y[chosen])
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
         if len(self.test_cell_metrics) > 1:
             for metrics in self.test_cell_metrics.values():
-                self.log_dict(metrics.compute())
+                self.log_dict(metrics.compute(), sync_dist=True)
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         x, y, index = batch

@@ -1,0 +1,139 @@
+"""The main job through the command line, as a user runs it, on the bundled example data."""
+
+from __future__ import annotations
+
+import json
+import pandas as pd
+import pytest
+import torch
+
+from tests.cli import run_cli
+from tests.conftest import EXAMPLE
+
+FAST = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+deepchrome = run_cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 3-epoch CNN fit on the example data (shared by several tests)."""
+    run_dir = tmp_path_factory.mktemp("fit")
+    result = deepchrome(
+        "fit", "--config", "configs/deepchrome.yaml", "--trainer.max_epochs", "3",
+        "--trainer.default_root_dir", str(run_dir), *FAST,
+    )  # fmt: skip
+    return run_dir, result
+
+
+def test_fit_writes_metrics_and_checkpoints_under_root_dir(trained):
+    run_dir, result = trained
+    assert f"metrics: {run_dir / 'metrics.json'}" in result.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("val_auroc", "test_auroc", "test_auprc", "best_epoch", "n_parameters", "model"):
+        assert key in metrics
+    assert metrics["n_parameters"] == 644_177 and metrics["model"] == "DeepChromeCNN"
+    assert metrics["train_cells"] == ["S01", "S02", "S03", "S04"]
+    assert 0.5 < metrics["test_auroc"] <= 1 and 0 <= metrics["best_epoch"] < 3
+    assert "test_S03_auroc" in metrics  # several test cells: per-cell metrics
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "metrics.csv").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_checkpoints_load_with_weights_only(trained):
+    run_dir, _ = trained
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["deepchrome"]["net"]["class_path"] == "deepchrome.models.cnn.DeepChromeCNN"
+    assert checkpoint["deepchrome"]["marks"] == ["H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3"]
+
+
+def test_same_seed_same_metrics(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        deepchrome(
+            "fit", "--config", "configs/linear.yaml", "--trainer.max_epochs", "4",
+            "--trainer.default_root_dir", str(tmp_path / name), *FAST,
+        )  # fmt: skip
+        runs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    assert runs[0]["test_auroc"] == runs[1]["test_auroc"]
+    assert runs[0]["val_auroc"] == runs[1]["val_auroc"]
+
+
+def test_resume_from_last_checkpoint(tmp_path):
+    common = ["--config", "configs/linear.yaml", "--trainer.default_root_dir", str(tmp_path), *FAST]
+    deepchrome("fit", *common, "--trainer.max_epochs", "2")
+    first = json.loads((tmp_path / "metrics.json").read_text())
+    assert first["epochs"] == 2
+    deepchrome("fit", *common, "--trainer.max_epochs", "5", "--ckpt_path", "last")
+    resumed = json.loads((tmp_path / "metrics.json").read_text())
+    assert resumed["epochs"] == 5
+    # training continued at epoch 2 rather than starting again at 0
+    trained_epochs = pd.read_csv(tmp_path / "metrics.csv").dropna(subset=["train_loss"])["epoch"]
+    assert trained_epochs.astype(int).tolist() == [2, 3, 4]
+
+
+def test_predict_writes_per_gene_table(trained, tmp_path):
+    run_dir, _ = trained
+    result = deepchrome(
+        "predict", "--config", "configs/deepchrome.yaml", "--data.test_cells", "[S02]",
+        "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
+        "--trainer.default_root_dir", str(tmp_path), *FAST,
+    )  # fmt: skip
+    table = pd.read_csv(tmp_path / "predictions.csv", dtype={"gene_id": str})
+    assert list(table.columns) == ["gene_id", "cell", "probability", "predicted_label", "label"]
+    truth = pd.read_csv(EXAMPLE / "S02/classification/test.csv", header=None, dtype={0: str})
+    assert table["gene_id"].tolist() == truth[0].unique().tolist()
+    assert set(table["cell"]) == {"S02"}
+    assert table["probability"].between(0, 1).all()
+    assert ((table["probability"] >= 0.5).astype(int) == table["predicted_label"]).all()
+    assert "predictions:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "configs/linear.yaml", "--data.root", "/nonexistent"], "data root /nonexistent does not exist"),
+        (["--config", "configs/linear.yaml", "--data.train_cells", "[E999]"], "data.train_cells: cell(s) E999 not in data/example"),
+        (["--config", "configs/linear.yaml", "--data.marks", "[H3K27ac]"], "mark(s) H3K27ac not in cell S01"),
+        (
+            ["--config", "configs/linear.yaml", "--model.net.init_args.aggregate", "mode"],
+            "unknown aggregate 'mode' for LinearBaseline (available: max, sum, mean, median, min)",
+        ),
+    ],
+)
+def test_bad_config_is_one_line_error(args, message):
+    result = deepchrome("fit", *args, "--trainer.max_epochs", "1", check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"deepchrome: error: {message}" in result.stderr.splitlines()[-1]
+
+
+def test_checkpoint_of_another_model_or_shape_is_refused(trained):
+    run_dir, _ = trained
+    checkpoint = str(run_dir / "checkpoints" / "last.ckpt")
+    other_model = deepchrome("test", "--config", "configs/linear.yaml", "--ckpt_path", checkpoint, check=False)
+    assert other_model.returncode == 2 and "Traceback" not in other_model.stderr
+    assert "checkpoint holds a DeepChromeCNN, the config builds a LinearBaseline" in other_model.stderr
+    other_marks = deepchrome(
+        "test", "--config", "configs/deepchrome.yaml", "--data.marks", "[H3K4me3,H3K27me3]",
+        "--ckpt_path", checkpoint, check=False,
+    )  # fmt: skip
+    assert other_marks.returncode == 2
+    assert "checkpoint expects 5 marks x 100 bins, the data has 2 marks x 100 bins" in other_marks.stderr
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    deepchrome(
+        "fit", "--config", "configs/linear.yaml", "--trainer.strategy", "ddp", "--trainer.devices", "2",
+        "--trainer.accelerator", "cpu", "--trainer.max_epochs", "2",
+        "--trainer.default_root_dir", str(tmp_path), *FAST, subprocess_=True,
+    )  # fmt: skip
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and 0 < metrics["test_auroc"] <= 1
+
+
+def test_print_config_shows_the_network():
+    result = deepchrome("fit", "--config", "configs/deepchrome.yaml", "--print_config")
+    assert "class_path: deepchrome.models.DeepChromeCNN" in result.stdout
+    assert "lr: 0.001" in result.stdout
