@@ -125,8 +125,19 @@ class ExpressionClassifier(pl.LightningModule):
         loss = F.cross_entropy(logits, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss is {loss.item()} at step {self.global_step}")
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        # Accumulated here and logged once per epoch: self.log on every step costs ~2 ms,
+        # a quarter of a CNN step on 2 CPU cores.
+        self._train_loss_sum = self._train_loss_sum + loss.detach() * len(y)
+        self._train_count += len(y)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_loss_sum = torch.zeros((), device=self.device)
+        self._train_count = 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._train_count:
+            self.log("train_loss", self._train_loss_sum / self._train_count, prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y, _ = batch

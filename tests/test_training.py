@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pandas as pd
 import pytest
 import torch
@@ -94,7 +95,10 @@ def test_predict_writes_per_gene_table(trained, tmp_path):
     ("args", "message"),
     [
         (["--config", "configs/linear.yaml", "--data.root", "/nonexistent"], "data root /nonexistent does not exist"),
-        (["--config", "configs/linear.yaml", "--data.train_cells", "[E999]"], "data.train_cells: cell(s) E999 not in data/example"),
+        (
+            ["--config", "configs/linear.yaml", "--data.train_cells", "[E999]"],
+            "data.train_cells: cell(s) E999 not in data/example",
+        ),
         (["--config", "configs/linear.yaml", "--data.marks", "[H3K27ac]"], "mark(s) H3K27ac not in cell S01"),
         (
             ["--config", "configs/linear.yaml", "--model.net.init_args.aggregate", "mode"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
 import os
 import shutil
 import tempfile
@@ -47,11 +48,12 @@ def _fingerprint(source: Path) -> dict:
 
 
 def _crc(path: Path) -> int:
-    crc = 0
+    # Checksum the mapped file in place: no copy into Python bytes.
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            crc = zlib.crc32(chunk, crc)
-    return crc
+        if os.fstat(handle.fileno()).st_size == 0:
+            return 0
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return zlib.crc32(mapped)
 
 
 def write_cache(signals: HistoneSignals, folder: Path, source: Path | None = None) -> None:
