@@ -26,6 +26,8 @@ training (LightningCLI; see `deepchrome fit --help`):
 data:
   simulate   write a simulated data set in the release layout
   data check validate a release folder and summarize it
+  prepare    bigWig tracks + annotation (+ expression) -> release layout
+  download   the public DeepChrome release (Zenodo), verified, extracted and cached
 """
 
 
@@ -124,6 +126,99 @@ def _exit_with(error: DeepChromeError) -> None:
     sys.exit(2)
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _prepare(argv: list[str]) -> None:
+    from deepchrome.data.bigwig import ORIENTATIONS, STATS, prepare
+
+    parser = argparse.ArgumentParser(
+        prog="deepchrome prepare",
+        description="bigWig tracks + gene annotation (+ expression) -> release layout and cache.",
+    )
+    parser.add_argument(
+        "--bigwig",
+        action="append",
+        type=_key_value,
+        required=True,
+        metavar="MARK=FILE",
+        help="one per mark, e.g. --bigwig H3K4me3=k4me3.bw (order = mark order)",
+    )
+    parser.add_argument("--annotation", required=True, help="GTF, GFF3, BED6 or TSV (chrom, tss, strand, gene_id)")
+    parser.add_argument("--expression", help="gene_id,value table: labels = above the table's median")
+    parser.add_argument("--no-labels", action="store_true", help="write label 0 for every gene (no expression)")
+    parser.add_argument("--cell", required=True, help="cell name, the output folder under --out")
+    parser.add_argument("--out", required=True, help="release root to write into")
+    parser.add_argument("--window", type=int, default=5000, help="bp on each side of the TSS (default 5000)")
+    parser.add_argument("--bin-size", type=int, default=100, help="bp per bin (default 100)")
+    parser.add_argument("--stat", choices=STATS, default="mean", help="bin statistic (default: mean of covered bases)")
+    parser.add_argument(
+        "--orientation",
+        choices=ORIENTATIONS,
+        default="transcript",
+        help="transcript: minus-strand windows reversed (default); genomic: as the public release",
+    )
+    parser.add_argument("--split", choices=("random", "chromosome", "lists"), default="random")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    parser.add_argument("--valid-chroms", default="", help="comma list, with --split chromosome")
+    parser.add_argument("--test-chroms", default="", help="comma list, with --split chromosome")
+    parser.add_argument(
+        "--split-list",
+        action="append",
+        type=_key_value,
+        metavar="SPLIT=FILE",
+        help="gene ids per split, with --split lists",
+    )
+    parser.add_argument("--chrom-sizes", help="chrom.sizes of the expected assembly (checked against the bigWigs)")
+    parser.add_argument("--workers", type=int, help="parallel processes (default: one per mark, up to the cores)")
+    args = parser.parse_args(argv)
+    tracks = dict(args.bigwig)
+    if len(tracks) != len(args.bigwig):
+        raise DeepChromeError("a mark is given twice in --bigwig")
+    report = prepare(
+        tracks, args.annotation, args.out, args.cell,
+        expression=args.expression, window=args.window, bin_size=args.bin_size, stat=args.stat,
+        orientation=args.orientation, split=args.split, seed=args.seed,
+        valid_chroms=[c for c in args.valid_chroms.split(",") if c],
+        test_chroms=[c for c in args.test_chroms.split(",") if c],
+        split_lists=dict(args.split_list or []), chrom_sizes=args.chrom_sizes,
+        labels=not args.no_labels, workers=args.workers,
+    )  # fmt: skip
+    print(
+        f"{args.cell}: {report['kept_genes']} genes written to {Path(args.out) / args.cell} "
+        f"(train/valid/test {report['train_genes']}/{report['valid_genes']}/{report['test_genes']}); "
+        f"{report['dropped_genes']} dropped {report['dropped_by_reason'] or ''} "
+        f"(listed in dropped_genes.tsv); {report['uncovered_bins_set_to_0']} uncovered bins set to 0"
+    )
+
+
+def _download(argv: list[str]) -> None:
+    from deepchrome.download import RELEASE_FILE, ZENODO_RECORD_URL, download_release
+
+    parser = argparse.ArgumentParser(
+        prog="deepchrome download",
+        description="Download the DeepChrome/AttentiveChrome release (Zenodo 2652278), verify, extract, cache.",
+    )
+    parser.add_argument("--out", required=True, help="release root to create (cells go to OUT/<cell>/)")
+    parser.add_argument("--cells", nargs="*", help="only these cells (default: all 56)")
+    parser.add_argument("--record-url", default=ZENODO_RECORD_URL, help="record metadata URL (a mirror of it)")
+    parser.add_argument("--file", default=RELEASE_FILE, help="file of the record to fetch")
+    parser.add_argument("--url", help="direct archive URL (offline mirror); needs --checksum")
+    parser.add_argument("--checksum", help="md5:<hex> or sha256:<hex>, with --url")
+    parser.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive in OUT")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    result = download_release(
+        args.out, cells=args.cells, record_url=args.record_url, file_name=args.file, url=args.url,
+        checksum=args.checksum, keep_archive=args.keep_archive, progress=not args.no_progress,
+    )  # fmt: skip
+    print(f"{len(result['cells'])} cells in {args.out}: {', '.join(result['cells'])}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script."""
     from_command_line = argv is None
@@ -133,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("deepchrome: %(message)s"))
         logger.addHandler(handler)
-    commands = {"simulate": _simulate, "data": _data}
+    commands = {"simulate": _simulate, "data": _data, "prepare": _prepare, "download": _download}
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(USAGE)

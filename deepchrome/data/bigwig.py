@@ -1,0 +1,381 @@
+"""bigWig tracks -> TSS-centred matrices -> the release layout (``deepchrome prepare``).
+
+Each gene's window is ``[reference - window, reference + window)`` around its TSS reference (see
+:mod:`deepchrome.data.annotation`), read with one ``values(..., numpy=True)`` call and reshaped
+into bins. Bin statistics: ``mean`` of covered bases (bases without data are ignored, like
+deepTools' ``--averageTypeBins mean``; NaN when no base is covered), ``sum`` and ``max``.
+Orientation ``transcript`` reverses minus-strand windows so bin 1 is always upstream (deepTools);
+``genomic`` keeps genomic order (what the public DeepChrome release does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepchrome.data.annotation import TSSTable, read_tss
+from deepchrome.data.release import attach_expression, read_expression_table, write_release_csv
+from deepchrome.data.signals import SPLITS, HistoneSignals
+from deepchrome.errors import DataFormatError, DeepChromeError
+
+log = logging.getLogger(__name__)
+STATS = ("mean", "sum", "max")
+ORIENTATIONS = ("transcript", "genomic")
+
+
+def _canonical(chrom: str) -> str:
+    name = chrom[3:] if chrom.lower().startswith("chr") else chrom
+    return "MT" if name.upper() in ("M", "MT") else name
+
+
+def resolve_chrom(chrom: str, available: dict[str, int]) -> str | None:
+    """The name ``chrom`` has in a bigWig (``chr9`` vs ``9``, ``chrM`` vs ``MT``), or ``None``."""
+    if chrom in available:
+        return chrom
+    wanted = _canonical(chrom)
+    for name in available:
+        if _canonical(name) == wanted:
+            return name
+    return None
+
+
+def _open_bigwig(path: str | os.PathLike):
+    import pyBigWig
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: bigWig file not found")
+    try:
+        handle = pyBigWig.open(str(path))
+    except RuntimeError:
+        handle = None
+    if handle is None or not handle.isBigWig():
+        raise DataFormatError(f"{path}: not a readable bigWig file")
+    return handle
+
+
+def read_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
+    """Read a ``chrom<TAB>size`` file (UCSC ``chrom.sizes``)."""
+    sizes = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < 2 or not fields[1].isdigit():
+                raise DataFormatError(f"{path}:{number}: expected 'chrom size'")
+            sizes[fields[0]] = int(fields[1])
+    return sizes
+
+
+def check_assemblies(tracks: dict[str, str], chrom_sizes: dict[str, int] | None = None) -> dict[str, int]:
+    """Refuse bigWigs whose chromosome sizes disagree with each other or with ``chrom_sizes``.
+
+    Returns
+    -------
+    dict
+        Chromosome sizes of the first track.
+
+    Raises
+    ------
+    DeepChromeError
+        Naming both files (or the sizes file), the chromosome and both sizes.
+    """
+    reference_name, reference = ("--chrom-sizes", chrom_sizes) if chrom_sizes else (None, None)
+    first_sizes = None
+    for mark, path in tracks.items():
+        handle = _open_bigwig(path)
+        sizes = dict(handle.chroms())
+        handle.close()
+        first_sizes = first_sizes or sizes
+        if reference is None:
+            reference_name, reference = f"{path} ({mark})", sizes
+            continue
+        for chrom, size in sizes.items():
+            other = resolve_chrom(chrom, reference)
+            if other is not None and reference[other] != size:
+                raise DeepChromeError(
+                    f"bigWigs disagree on chromosome sizes (different assemblies?): {chrom} is {size:,} bp in "
+                    f"{path} ({mark}) but {reference[other]:,} bp in {reference_name}"
+                )
+    return first_sizes or {}
+
+
+def _bin_statistic(values: np.ndarray, stat: str) -> np.ndarray:
+    values = values.astype(np.float64)  # accumulate in double precision, like deepTools
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins are expected: NaN is the answer
+        if stat == "mean":
+            return np.nanmean(values, axis=-1)
+        if stat == "max":
+            return np.nanmax(values, axis=-1)
+        return np.nansum(values, axis=-1)
+
+
+def extract_track(
+    path: str, chrom: np.ndarray, reference: np.ndarray, window: int, bin_size: int, stat: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bin one bigWig around every TSS, in genomic order.
+
+    Parameters
+    ----------
+    chrom, reference
+        Arrays [genes]: chromosome names (as in the annotation) and 0-based TSS references.
+
+    Returns
+    -------
+    matrix
+        float32 [genes, 2 * window / bin_size]; NaN for bins without covered bases (``mean``,
+        ``max``) and for genes that were not read.
+    status
+        [genes] of ``ok``, ``missing_chromosome`` or ``off_chromosome_end``.
+    """
+    handle = _open_bigwig(path)
+    sizes = handle.chroms()
+    n_bins = 2 * window // bin_size
+    matrix = np.full((len(chrom), n_bins), np.nan, dtype=np.float32)
+    status = np.full(len(chrom), "ok", dtype=object)
+    names = {c: resolve_chrom(c, sizes) for c in np.unique(chrom)}
+    chunk = np.empty((256, 2 * window), dtype=np.float32)
+    pending: list[int] = []
+
+    def flush() -> None:
+        if pending:
+            values = chunk[: len(pending)].reshape(len(pending), n_bins, bin_size)
+            matrix[pending] = _bin_statistic(values, stat)
+            pending.clear()
+
+    for i, (name, ref) in enumerate(zip(chrom, reference, strict=True)):
+        actual = names[name]
+        start, end = int(ref) - window, int(ref) + window
+        if actual is None:
+            status[i] = "missing_chromosome"
+            continue
+        if start < 0 or end > sizes[actual]:
+            status[i] = "off_chromosome_end"
+            continue
+        chunk[len(pending)] = handle.values(actual, start, end, numpy=True)
+        pending.append(i)
+        if len(pending) == len(chunk):
+            flush()
+    flush()
+    handle.close()
+    return matrix, status
+
+
+def extract_matrices(
+    tracks: dict[str, str],
+    tss: TSSTable,
+    window: int = 5000,
+    bin_size: int = 100,
+    stat: str = "mean",
+    orientation: str = "transcript",
+    workers: int | None = None,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Bin every track around every TSS, in parallel across tracks.
+
+    Returns
+    -------
+    signals
+        float32 [genes, marks, bins] (marks in ``tracks`` order), NaN where nothing was covered.
+    status
+        DataFrame [genes x marks] of per-track statuses (``ok``, ``missing_chromosome``,
+        ``off_chromosome_end``).
+    """
+    if stat not in STATS:
+        raise DeepChromeError(f"unknown bin statistic {stat!r} (available: {', '.join(STATS)})")
+    if orientation not in ORIENTATIONS:
+        raise DeepChromeError(f"unknown orientation {orientation!r} (available: {', '.join(ORIENTATIONS)})")
+    if window <= 0 or bin_size <= 0 or (2 * window) % bin_size:
+        raise DeepChromeError(f"the window (2 x {window} bp) is not a multiple of the bin size ({bin_size} bp)")
+    args = [(str(p), tss.chrom, tss.reference, window, bin_size, stat) for p in tracks.values()]
+    workers = min(len(args), workers or os.cpu_count() or 1)
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(extract_track, *zip(*args, strict=True)))
+    else:
+        results = [extract_track(*a) for a in args]
+    signals = np.stack([m for m, _ in results], axis=1)
+    if orientation == "transcript":
+        minus = tss.strand == "-"
+        signals[minus] = signals[minus][:, :, ::-1]
+    status = pd.DataFrame({mark: s for mark, (_, s) in zip(tracks, results, strict=True)})
+    return signals, status
+
+
+def _split_genes(
+    tss: TSSTable,
+    method: str,
+    seed: int,
+    valid_chroms: list[str],
+    test_chroms: list[str],
+    split_lists: dict[str, str] | None,
+) -> np.ndarray:
+    """Split name per gene (``train``/``valid``/``test``, or ``''`` for genes in no list)."""
+    n = len(tss)
+    if method == "random":
+        order = np.random.default_rng(seed).permutation(n)
+        bounds = np.linspace(0, n, 4).round().astype(int)
+        split = np.empty(n, dtype=object)
+        for i, name in enumerate(SPLITS):
+            split[order[bounds[i] : bounds[i + 1]]] = name
+        return split
+    if method == "chromosome":
+        if not test_chroms:
+            raise DeepChromeError("--split chromosome needs --test-chroms (and optionally --valid-chroms)")
+        canonical = np.array([_canonical(c) for c in tss.chrom])
+        split = np.full(n, "train", dtype=object)
+        split[np.isin(canonical, [_canonical(c) for c in valid_chroms])] = "valid"
+        split[np.isin(canonical, [_canonical(c) for c in test_chroms])] = "test"
+        return split
+    if method == "lists":
+        if not split_lists:
+            raise DeepChromeError("--split lists needs --split-list train=FILE --split-list valid=FILE ...")
+        split = np.full(n, "", dtype=object)
+        for name, path in split_lists.items():
+            if name not in SPLITS:
+                raise DeepChromeError(f"--split-list {name}=...: split must be one of {', '.join(SPLITS)}")
+            wanted = {line.strip() for line in Path(path).read_text().splitlines() if line.strip()}
+            split[np.isin(tss.gene_id, list(wanted))] = name
+        return split
+    raise DeepChromeError(f"unknown split method {method!r} (available: random, chromosome, lists)")
+
+
+def prepare(
+    tracks: dict[str, str],
+    annotation: str | os.PathLike,
+    out: str | os.PathLike,
+    cell: str,
+    expression: str | os.PathLike | None = None,
+    window: int = 5000,
+    bin_size: int = 100,
+    stat: str = "mean",
+    orientation: str = "transcript",
+    split: str = "random",
+    seed: int = 0,
+    valid_chroms: list[str] | None = None,
+    test_chroms: list[str] | None = None,
+    split_lists: dict[str, str] | None = None,
+    chrom_sizes: str | os.PathLike | None = None,
+    labels: bool = True,
+    workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict:
+    """bigWigs + annotation (+ expression) -> ``out/<cell>/classification/{train,valid,test}.csv`` and cache.
+
+    Genes whose window runs off a chromosome end, that lie on a chromosome absent from a bigWig,
+    or that are missing from the expression table are dropped, counted in the report and listed
+    in ``out/<cell>/dropped_genes.tsv``. Bins without covered bases are written as 0 and counted.
+    Everything is written to a temporary folder renamed into place.
+
+    Returns
+    -------
+    dict
+        The report, also written to ``out/<cell>/prepare.json``.
+    """
+    if not tracks:
+        raise DeepChromeError("no --bigwig MARK=FILE given")
+    if expression is None and labels:
+        raise DeepChromeError("--expression is needed for labels (or pass --no-labels to write label 0)")
+    tss = read_tss(annotation)
+    sizes = read_chrom_sizes(chrom_sizes) if chrom_sizes else None
+    check_assemblies(tracks, sizes)
+    signals, status = extract_matrices(tracks, tss, window, bin_size, stat, orientation, workers)
+
+    reasons = np.full(len(tss), "", dtype=object)
+    for mark in status.columns:
+        bad = (status[mark] != "ok").to_numpy() & (reasons == "")
+        reasons[bad] = status[mark].to_numpy()[bad] + f" ({mark})"
+    data = HistoneSignals(
+        signals=signals,
+        labels=np.zeros(len(tss), dtype=np.int64),
+        gene_ids=tss.gene_id,
+        marks=tuple(tracks),
+        cell=cell,
+        bin_size=bin_size,
+        window=window,
+    )
+    split_names = _split_genes(tss, split, seed, valid_chroms or [], test_chroms or [], split_lists)
+    report: dict = {"cell": cell, "annotation_genes": len(tss)}
+    if expression is not None:
+        table = read_expression_table(expression)
+        labelled, counts = attach_expression(data, table, relabel=False)
+        missing = np.isnan(labelled.expression)
+        reasons[missing & (reasons == "")] = "not in expression table"
+        median = float(np.median(table.to_numpy()))
+        data = HistoneSignals(
+            **{
+                **labelled.__dict__,
+                "labels": (np.nan_to_num(labelled.expression, nan=-np.inf) > median).astype(np.int64),
+            }
+        )
+        report["expression_missing_genes"] = int(missing.sum())
+    keep = reasons == ""
+    no_split = keep & (split_names == "")
+    reasons[no_split] = "in no split list"
+    keep &= ~no_split
+    uncovered = np.isnan(data.signals[keep])
+    report.update(
+        {
+            "kept_genes": int(keep.sum()),
+            "dropped_genes": int((~keep).sum()),
+            "dropped_by_reason": pd.Series(reasons[~keep])
+            .str.replace(r" \(.*\)$", "", regex=True)
+            .value_counts()
+            .to_dict(),
+            "uncovered_bins_set_to_0": int(uncovered.sum()),
+            "marks": list(tracks),
+            "tracks": {m: str(p) for m, p in tracks.items()},
+            "window": window,
+            "bin_size": bin_size,
+            "stat": stat,
+            "orientation": orientation,
+            "split": split,
+        }
+    )
+    if not keep.any():
+        raise DeepChromeError(f"no gene left to write ({report['dropped_by_reason']})")
+    empty = [name for name in SPLITS if not (keep & (split_names == name)).any()]
+    if empty:
+        raise DeepChromeError(
+            f"split(s) {', '.join(empty)} would be empty with --split {split} "
+            f"({int(keep.sum())} genes kept); choose other chromosomes, lists or a random split"
+        )
+    data.signals = np.nan_to_num(data.signals, nan=0.0).astype(np.float32)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".{cell}.preparing"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for name in SPLITS:
+            chosen = keep & (split_names == name)
+            part = data.subset(chosen)
+            part.split = name
+            report[f"{name}_genes"] = part.n_genes
+            write_release_csv(part, staging / "classification" / f"{name}.csv")
+        dropped = tss.frame()[~keep].assign(reason=reasons[~keep])
+        dropped.to_csv(staging / "dropped_genes.tsv", sep="\t", index=False)
+        (staging / "prepare.json").write_text(json.dumps(report, indent=1))
+        target = out / cell
+        if target.exists():
+            old = out / f".{cell}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    from deepchrome.data.cache import load_split
+
+    for name in SPLITS:
+        load_split(out, cell, name, cache_dir=cache_dir)
+    return report
