@@ -23,6 +23,9 @@ training (LightningCLI; see `deepchrome fit --help`):
   test       score a checkpoint on the test split
   predict    write per-gene probabilities (predictions.csv)
 
+interpretation:
+  explain    captum attributions of a checkpoint, with tables and figures
+
 data:
   simulate   write a simulated data set in the release layout
   data check validate a release folder and summarize it
@@ -219,6 +222,38 @@ def _download(argv: list[str]) -> None:
     print(f"{len(result['cells'])} cells in {args.out}: {', '.join(result['cells'])}")
 
 
+def _explain(argv: list[str]) -> None:
+    from deepchrome.interpret.attributions import BASELINES, METHODS
+
+    parser = argparse.ArgumentParser(
+        prog="deepchrome explain", description="captum attributions of a trained classifier, with figures."
+    )
+    parser.add_argument("--checkpoint", required=True, help="a classifier checkpoint (deepchrome fit)")
+    parser.add_argument("--root", required=True, help="release root of the data to explain")
+    parser.add_argument("--cells", nargs="+", required=True)
+    parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    parser.add_argument("--method", default="integrated_gradients", help=f"one of {', '.join(METHODS)}")
+    parser.add_argument("--baseline", default="zeros", help=f"one of {', '.join(BASELINES)}")
+    parser.add_argument("--n-steps", type=int, default=50, help="IntegratedGradients steps (default 50)")
+    parser.add_argument("--noise-tunnel", action="store_true", help="wrap the method in NoiseTunnel (SmoothGrad)")
+    parser.add_argument("--genes", nargs="*", help="only these gene ids (each also gets a figure)")
+    parser.add_argument("--linear-checkpoint", help="a LinearBaseline checkpoint whose weights go beside the bars")
+    parser.add_argument("--gene-figures", type=int, default=3, help="per-gene figures of the most confident genes")
+    parser.add_argument("--out", required=True, help="output folder")
+    args = parser.parse_args(argv)
+    from deepchrome.interpret.explain import explain
+
+    summary = explain(
+        args.checkpoint, args.root, args.cells, args.out, split=args.split, method=args.method,
+        baseline=args.baseline, n_steps=args.n_steps, noise_tunnel=args.noise_tunnel, genes=args.genes,
+        linear_checkpoint=args.linear_checkpoint, gene_figures=args.gene_figures,
+    )  # fmt: skip
+    print(
+        f"{summary['genes']} genes explained ({args.method}); marks by importance: {', '.join(summary['ranked_marks'])}"
+    )
+    print(f"outputs: {args.out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script."""
     from_command_line = argv is None
@@ -228,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("deepchrome: %(message)s"))
         logger.addHandler(handler)
-    commands = {"simulate": _simulate, "data": _data, "prepare": _prepare, "download": _download}
+    commands = {"simulate": _simulate, "data": _data, "prepare": _prepare, "download": _download, "explain": _explain}
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(USAGE)

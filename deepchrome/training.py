@@ -64,12 +64,16 @@ class ExpressionClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Record the network's config and input shape so a checkpoint explains itself."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        transform = getattr(datamodule, "transform", None)
         checkpoint["deepchrome"] = {
             "kind": "classifier",
             "net": self.net.config(),
             "n_marks": self.net.n_marks,
             "n_bins": self.net.n_bins,
             "marks": self.marks,
+            "transform": transform.state_dict() if transform is not None else None,
+            "train_cells": list(getattr(datamodule, "train_cells", []) or []),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -184,6 +188,43 @@ class ExpressionClassifier(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val_auroc"},
         }
+
+
+def load_classifier(path: str | os.PathLike) -> tuple[SignalNet, dict]:
+    """Load a classifier checkpoint's network (eval mode) and its metadata, with ``weights_only=True``.
+
+    Returns
+    -------
+    net
+        The network, built for the checkpoint's marks and bins.
+    meta
+        ``net`` (config), ``marks``, ``n_marks``, ``n_bins``, ``transform`` (state), ``train_cells``.
+
+    Raises
+    ------
+    DeepChromeError
+        If the file is missing or not a deepchrome classifier checkpoint.
+    """
+    import importlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise DeepChromeError(f"checkpoint {path} not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise DeepChromeError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
+    meta = checkpoint.get("deepchrome") if isinstance(checkpoint, dict) else None
+    if not meta or meta.get("kind") != "classifier":
+        raise DeepChromeError(f"{path}: not a deepchrome classifier checkpoint (kind: {meta and meta.get('kind')})")
+    module_name, class_name = meta["net"]["class_path"].rsplit(".", 1)
+    net = getattr(importlib.import_module(module_name), class_name)(**meta["net"]["init_args"])
+    state = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    net.load_state_dict(state)
+    if not meta.get("transform"):
+        # Lightning also stores the data module's state (the fitted transform) under its class name.
+        meta["transform"] = checkpoint.get("HistoneDataModule", {}).get("transform")
+    return net.eval(), meta
 
 
 class PredictionTableWriter(BasePredictionWriter):

@@ -1,0 +1,153 @@
+"""``deepchrome explain``: attributions of a trained classifier on any data the data layer reads."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepchrome.data.cache import load_split
+from deepchrome.data.datamodule import SignalTransform
+from deepchrome.data.release import list_cells
+from deepchrome.errors import DeepChromeError
+from deepchrome.interpret.attributions import METHODS, attribute, linear_weights, make_baseline, summarize
+from deepchrome.training import load_classifier
+
+
+def _load_inputs(root, cells: list[str], split: str, marks: list[str], cache_dir=None):
+    available = list_cells(root)
+    unknown = [c for c in cells if c not in available]
+    if unknown:
+        raise DeepChromeError(f"cell(s) {', '.join(unknown)} not in {root} (available: {', '.join(available)})")
+    parts = []
+    for cell in cells:
+        signals = load_split(root, cell, split, cache_dir=cache_dir)
+        missing = [m for m in marks if m not in signals.marks]
+        if missing:
+            raise DeepChromeError(
+                f"checkpoint was trained on marks {', '.join(marks)}; cell {cell} has {', '.join(signals.marks)}"
+            )
+        parts.append(signals.select_marks(marks))
+    return parts
+
+
+def explain(
+    checkpoint: str | os.PathLike,
+    root: str | os.PathLike,
+    cells: list[str],
+    out: str | os.PathLike,
+    split: str = "test",
+    method: str = "integrated_gradients",
+    baseline: str = "zeros",
+    n_steps: int = 50,
+    noise_tunnel: bool = False,
+    genes: list[str] | None = None,
+    linear_checkpoint: str | os.PathLike | None = None,
+    gene_figures: int = 3,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Attribute a checkpoint's predictions on ``cells``' ``split`` and write arrays, tables, figures.
+
+    Writes to ``out``: ``attributions.npz`` (``values`` [genes, marks, bins], ``delta`` [genes],
+    ``log_odds`` [genes], ``gene_ids``, ``cells``, ``marks``), ``mark_importance.csv``,
+    ``bin_attributions.csv``, per cell ``<cell>_heatmap`` and ``<cell>_marks`` figures, and
+    ``gene_<id>`` figures for the chosen (or the most confidently high) genes. PNG + PDF + CSV each.
+
+    Returns
+    -------
+    dict
+        Paths and the ranked marks.
+    """
+    from deepchrome.interpret import figures
+
+    if method not in METHODS:
+        raise DeepChromeError(f"unknown attribution method {method!r} (available: {', '.join(METHODS)})")
+    net, meta = load_classifier(checkpoint)
+    marks = list(meta["marks"])
+    transform = SignalTransform("raw")
+    if meta.get("transform"):
+        transform.load_state_dict(meta["transform"])
+    parts = _load_inputs(root, cells, split, marks, cache_dir)
+    raw = np.concatenate([np.asarray(p.signals, dtype=np.float32) for p in parts])
+    gene_ids = np.concatenate([np.asarray(p.gene_ids) for p in parts])
+    cell_of = np.concatenate([[p.cell] * p.n_genes for p in parts])
+    if raw.shape[1:] != (meta["n_marks"], meta["n_bins"]):
+        raise DeepChromeError(
+            f"checkpoint expects {meta['n_marks']} marks x {meta['n_bins']} bins, the data has "
+            f"{raw.shape[1]} marks x {raw.shape[2]} bins"
+        )
+    if genes:
+        unknown = [g for g in genes if g not in set(gene_ids)]
+        if unknown:
+            raise DeepChromeError(
+                f"gene(s) {', '.join(unknown)} not in {', '.join(cells)} {split} "
+                f"({len(gene_ids)} genes, e.g. {', '.join(gene_ids[:3])})"
+            )
+        chosen = np.isin(gene_ids, genes)
+        raw, gene_ids, cell_of = raw[chosen], gene_ids[chosen], cell_of[chosen]
+    x = transform(torch.from_numpy(raw))
+    zero_input = transform(torch.zeros(1, len(marks), 1)).reshape(-1)
+    mark_mean = None
+    if baseline == "mean":
+        train = np.concatenate(
+            [np.asarray(load_split(root, c, "train", cache_dir).select_marks(marks).signals) for c in cells]
+        )
+        mark_mean = transform(torch.from_numpy(train.astype(np.float32))).mean(dim=(0, 2))
+    reference = make_baseline(x, baseline, zero_input=zero_input, mark_mean=mark_mean)
+    result = attribute(net, x, method=method, baseline=reference, n_steps=n_steps, noise_tunnel=noise_tunnel)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".attributions.tmp.npz"
+    np.savez_compressed(
+        tmp, values=result.values, delta=result.delta if result.delta is not None else np.array([]),
+        log_odds=result.log_odds, gene_ids=gene_ids.astype(str), cells=cell_of.astype(str), marks=np.array(marks),
+    )  # fmt: skip
+    os.replace(tmp, out / "attributions.npz")
+    predicted_high = result.log_odds > 0
+    grouping = "predicted label (P(high) > 0.5)"
+    if predicted_high.all() or not predicted_high.any():
+        # A poorly calibrated model can call every gene high; compare the halves instead.
+        predicted_high = result.log_odds > np.median(result.log_odds)
+        grouping = "upper vs lower half of P(high) (the model predicts one class for all genes)"
+    linear = None
+    if linear_checkpoint is not None:
+        linear_net, linear_meta = load_classifier(linear_checkpoint)
+        linear = linear_weights(linear_net, linear_meta["marks"])
+        if linear is None:
+            raise DeepChromeError(f"{linear_checkpoint} is not a LinearBaseline checkpoint")
+    linear = linear if linear is not None else linear_weights(net, marks)
+    ranked = None
+    for cell in dict.fromkeys(cell_of):
+        here = cell_of == cell
+        marks_table, bins_table = summarize(result.values[here], predicted_high[here], marks)
+        marks_table.insert(0, "cell", cell)
+        bins_table.insert(0, "cell", cell)
+        ranked = ranked if ranked is not None else marks_table["mark"].tolist()
+        figures.plot_cell_heatmaps(
+            bins_table, marks, cell, out / f"{cell}_heatmap", halves=grouping.startswith("upper")
+        )
+        figures.plot_mark_importance(marks_table, cell, out / f"{cell}_marks", linear)
+        marks_table.to_csv(out / f"{cell}_mark_importance.csv", index=False)
+    probability = 1 / (1 + np.exp(-result.log_odds))
+    shown = np.flatnonzero(np.isin(gene_ids, genes)) if genes else np.argsort(-result.log_odds)[:gene_figures]
+    for i in shown[: max(gene_figures, len(genes or []))]:
+        figures.plot_gene(raw[i], result.values[i], marks, gene_ids[i], cell_of[i], float(probability[i]),
+                          out / f"gene_{gene_ids[i]}")  # fmt: skip
+    summary = {
+        "checkpoint": str(checkpoint),
+        "method": method,
+        "baseline": baseline,
+        "n_steps": n_steps,
+        "genes": int(len(gene_ids)),
+        "cells": list(dict.fromkeys(cell_of)),
+        "ranked_marks": ranked,
+        "grouping": grouping,
+        "median_abs_delta": None if result.delta is None else float(np.median(np.abs(result.delta))),
+        "out": str(out),
+    }
+    (out / "explain.json").write_text(json.dumps(summary, indent=1))
+    return summary

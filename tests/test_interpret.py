@@ -1,0 +1,135 @@
+"""Attributions: exact values on a hand-set linear network, planted ground truth, the command, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deepchrome.data.simulate import PLANTED_BINS
+from deepchrome.errors import DeepChromeError
+from deepchrome.interpret import attribute, make_baseline, summarize
+from deepchrome.models import LinearBaseline
+from tests.cli import run_cli
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture()
+def hand_set_linear():
+    """log-odds = sum_m (w_high - w_low)_m * sum_b x_mb: attributions are exactly x * effect."""
+    net = LinearBaseline(aggregate="sum", n_marks=3, n_bins=4)
+    with torch.no_grad():
+        net.linear.weight.copy_(torch.tensor([[0.0, 0.5, 0.0], [1.0, -1.0, 2.0]]))
+        net.linear.bias.copy_(torch.tensor([0.3, -0.1]))
+    net.fit_scale([torch.ones(1, 3, 4)])  # sum of ones over 4 bins -> scale 4 for every mark
+    return net
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "input_x_gradient", "deeplift"])
+def test_linear_network_attributions_equal_input_times_weight(hand_set_linear, method):
+    x = torch.rand(6, 3, 4, generator=torch.Generator().manual_seed(0)) * 5
+    result = attribute(hand_set_linear, x, method=method, n_steps=20)
+    effect = torch.tensor([1.0, -1.5, 2.0]) / 4  # (w_high - w_low) / scale
+    np.testing.assert_allclose(result.values, (x * effect[None, :, None]).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(result.log_odds, (x.sum(-1) * effect).sum(-1).numpy() - 0.4, atol=1e-5)
+    if result.delta is not None:
+        assert np.abs(result.delta).max() < 1e-4
+
+
+def test_occlusion_and_baselines(hand_set_linear):
+    x = torch.rand(2, 3, 4)
+    occluded = attribute(hand_set_linear, x, method="occlusion", window=2)
+    # occluding a 2-bin window with zeros removes that window's contribution; each of its bins gets it
+    effect = torch.tensor([1.0, -1.5, 2.0]) / 4
+    window_sum = x.reshape(2, 3, 2, 2).sum(-1) * effect[None, :, None]
+    np.testing.assert_allclose(occluded.values, window_sum.repeat_interleave(2, dim=-1).numpy(), rtol=1e-4)
+    blurred = make_baseline(x, "blur", sigma=1.0)
+    assert blurred.shape == x.shape and torch.allclose(blurred.mean(), x.mean(), atol=0.2)
+    mean = make_baseline(x, "mean", mark_mean=torch.tensor([1.0, 2.0, 3.0]))
+    assert mean[1, 2].tolist() == [3.0] * 4
+    with pytest.raises(DeepChromeError, match="unknown baseline 'median'"):
+        make_baseline(x, "median")
+    with pytest.raises(DeepChromeError, match="unknown attribution method 'gradcam'.*integrated_gradients"):
+        attribute(hand_set_linear, x, method="gradcam")
+
+
+def test_summary_ranks_marks():
+    values = np.zeros((4, 2, 3))
+    values[:, 1] = 2.0
+    values[:, 0, 0] = -1.0
+    table, bins = summarize(values, np.array([True, True, False, False]), ["A", "B"])
+    assert table["mark"].tolist() == ["B", "A"] and table["importance"].tolist() == [6.0, 1.0]
+    assert table["mean_low"].tolist() == [6.0, -1.0]
+    assert len(bins) == 2 * 2 * 3
+
+
+@pytest.fixture(scope="module")
+def simulated_cnn(tmp_path_factory, simulated):
+    run_dir = tmp_path_factory.mktemp("cnn")
+    run_cli(
+        "fit", "--config", "configs/deepchrome_fast.yaml", "--data.root", str(simulated),
+        "--data.train_cells", "[S01]", "--trainer.default_root_dir", str(run_dir), *QUIET,
+    )  # fmt: skip
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_planted_marks_and_bins_are_recovered(simulated_cnn, simulated, tmp_path):
+    assert simulated_cnn["test_auroc"] > 0.85
+    result = run_cli(
+        "explain", "--checkpoint", simulated_cnn["best_checkpoint"], "--root", str(simulated), "--cells", "S01",
+        "--split", "test", "--out", str(tmp_path), "--gene-figures", "1",
+    )  # fmt: skip
+    assert "200 genes explained" in result.stdout
+    data = np.load(tmp_path / "attributions.npz")
+    values, marks = data["values"], data["marks"].tolist()
+    assert values.shape == (200, 5, 100) and len(data["delta"]) == 200
+    ranked = json.loads((tmp_path / "explain.json").read_text())["ranked_marks"]
+    # the four marks of the planted rules outrank H3K4me1, which no rule uses; the two largest
+    # planted effects (promoter H3K4me3, gene-body H3K36me3) come first
+    assert set(ranked[:2]) == {"H3K4me3", "H3K36me3"}
+    assert ranked[-1] == "H3K4me1"
+    mass = np.abs(values).mean(axis=0)  # [marks, bins]
+    first, last = PLANTED_BINS["H3K4me3"]
+    k4 = mass[marks.index("H3K4me3")]
+    assert k4[first - 1 : last].sum() / k4.sum() > 0.3  # 10 of 100 bins: 0.1 if spread evenly
+    k36 = mass[marks.index("H3K36me3")]
+    assert k36[50:].sum() / k36.sum() > 0.6  # gene body, downstream of the TSS
+    for name in ("S01_heatmap", "S01_marks"):
+        for suffix in (".png", ".pdf", ".csv"):
+            assert (tmp_path / f"{name}{suffix}").is_file()
+    assert len(list(tmp_path.glob("gene_*.png"))) == 1
+
+
+def test_explain_errors_are_one_line(simulated_cnn, simulated, tmp_path):
+    checkpoint = simulated_cnn["best_checkpoint"]
+    common = ["explain", "--checkpoint", checkpoint, "--root", str(simulated), "--out", str(tmp_path)]
+    cases = [
+        (
+            ["--cells", "S01", "--method", "gradcam"],
+            "unknown attribution method 'gradcam' (available: integrated_gradients",
+        ),
+        (["--cells", "S01", "--genes", "nope"], "gene(s) nope not in S01 test (200 genes, e.g. "),
+        (["--cells", "S09"], "cell(s) S09 not in"),
+    ]
+    for extra, message in cases:
+        result = run_cli(*common, *extra, check=False)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_marks_must_match_the_data(simulated_cnn, tmp_path):
+    from deepchrome.data import HistoneSignals, write_release_csv
+
+    other = HistoneSignals(np.zeros((3, 2, 100), dtype=np.uint16), np.array([0, 1, 0]), np.array(["a", "b", "c"]),
+                           marks=("H3K27ac", "H3K4me3"), cell="X")  # fmt: skip
+    write_release_csv(other, tmp_path / "X/classification/test.csv")
+    write_release_csv(other, tmp_path / "X/classification/train.csv")
+    result = run_cli("explain", "--checkpoint", simulated_cnn["best_checkpoint"], "--root", str(tmp_path),
+                     "--cells", "X", "--out", str(tmp_path / "out"), check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        "checkpoint was trained on marks H3K27me3, H3K36me3, H3K4me1, H3K4me3, H3K9me3; cell X has H3K27ac, H3K4me3"
+        in result.stderr
+    )
