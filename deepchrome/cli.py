@@ -23,6 +23,8 @@ training (LightningCLI; see `deepchrome fit --help`):
   test       score a checkpoint on the test split
   predict    write per-gene probabilities (predictions.csv)
 
+  sweep      optuna hyperparameter sweep (SQLite, PostgreSQL or journal storage; many workers)
+
 interpretation:
   explain    captum attributions of a checkpoint, with tables and figures
 
@@ -254,6 +256,31 @@ def _explain(argv: list[str]) -> None:
     print(f"outputs: {args.out}")
 
 
+def _sweep(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="deepchrome sweep", description="optuna sweep over a training config, on a shareable study."
+    )
+    parser.add_argument("--config", required=True, help="sweep config (configs/sweeps/*.yaml)")
+    parser.add_argument("--n-trials", type=int, help="trials for this worker (0: only write the outputs)")
+    parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    parser.add_argument("--complete-trials", type=int, help="all workers stop once the study has N complete trials")
+    parser.add_argument("--storage", help="optuna storage URL (default: sqlite file in the sweep folder), e.g. "
+                        "postgresql://user:pass@host/db or journal:///shared/study.log")  # fmt: skip
+    parser.add_argument("--study-name", help="override the config's study_name")
+    parser.add_argument("--sweep-dir", help="output folder (default runs/sweeps/<study_name>)")
+    args = parser.parse_args(argv)
+    from deepchrome.sweep import run_sweep
+
+    summary = run_sweep(args.config, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
+                        sweep_dir=args.sweep_dir, study_name=args.study_name,
+                        complete_trials=args.complete_trials)  # fmt: skip
+    states = ", ".join(f"{v} {k.lower()}" for k, v in summary["trials"].items() if v)
+    print(f"study {summary['study_name']}: {states or 'no trials'}")
+    if "best_value" in summary:
+        print(f"best trial {summary['best_trial']}: {summary['best_value']:.4f} {summary['best_params']}")
+        print(f"best config: {summary['best_config']} (deepchrome fit --config {summary['best_config']})")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script."""
     from_command_line = argv is None
@@ -263,7 +290,14 @@ def main(argv: list[str] | None = None) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("deepchrome: %(message)s"))
         logger.addHandler(handler)
-    commands = {"simulate": _simulate, "data": _data, "prepare": _prepare, "download": _download, "explain": _explain}
+    commands = {
+        "simulate": _simulate,
+        "data": _data,
+        "prepare": _prepare,
+        "download": _download,
+        "explain": _explain,
+        "sweep": _sweep,
+    }
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(USAGE)
