@@ -25,6 +25,8 @@ training (LightningCLI; see `deepchrome fit --help`):
 
   sweep      optuna hyperparameter sweep (SQLite, PostgreSQL or journal storage; many workers)
 
+  experiment cross-cell experiments (train on some cells, test on others), resumable
+
 interpretation:
   explain    captum attributions of a checkpoint, with tables and figures
 
@@ -91,10 +93,23 @@ def _simulate(argv: list[str]) -> None:
     parser.add_argument("--genes", type=int, default=600, help="genes per cell, split in thirds (default 600)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--groups", type=int, default=2, help="groups of correlated cells (default 2)")
+    parser.add_argument(
+        "--rule-shift",
+        type=float,
+        default=0.0,
+        help="how much odd groups' histone-expression rules differ (0 = same rules)",
+    )
     args = parser.parse_args(argv)
     if args.cells < 1 or args.genes < 3:
         raise DeepChromeError("--cells must be >= 1 and --genes >= 3")
-    truth = simulate_release(args.out, n_cells=args.cells, n_genes=args.genes, seed=args.seed, n_groups=args.groups)
+    truth = simulate_release(
+        args.out,
+        n_cells=args.cells,
+        n_genes=args.genes,
+        seed=args.seed,
+        n_groups=args.groups,
+        rule_shift=args.rule_shift,
+    )
     print(
         f"wrote {args.cells} cells x {args.genes} genes to {args.out} "
         f"(ground truth: {Path(args.out) / 'ground_truth.json'})"
@@ -281,6 +296,21 @@ def _sweep(argv: list[str]) -> None:
         print(f"best config: {summary['best_config']} (deepchrome fit --config {summary['best_config']})")
 
 
+def _experiment(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="deepchrome experiment", description="Cross-cell experiments.")
+    parser.add_argument("--config", required=True, help="experiment config (configs/experiments/*.yaml)")
+    parser.add_argument("--out", help="output folder (default runs/experiments/<study_name>)")
+    parser.add_argument("--storage", help="optuna storage shared by workers (default: SQLite in --out)")
+    parser.add_argument("--n-jobs", type=int, help="jobs for this worker (0: only write results)")
+    args = parser.parse_args(argv)
+    from deepchrome.experiments import run_experiment
+
+    summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs)
+    print(f"{summary['finished']}/{summary['jobs']} jobs finished, {summary['skipped']} combinations skipped")
+    print(summary["sentence"])
+    print(f"results: {summary['out']}/results.csv, summary: {summary['out']}/summary.md")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script."""
     from_command_line = argv is None
@@ -297,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
         "download": _download,
         "explain": _explain,
         "sweep": _sweep,
+        "experiment": _experiment,
     }
     try:
         if not argv or argv[0] in ("-h", "--help"):

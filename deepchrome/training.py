@@ -305,6 +305,7 @@ def evaluate_best(
         **metrics,
         "best_epoch": best_epoch,
         "epochs": trainer.current_epoch,
+        "train_genes": len(datamodule.data["train"]) if "train" in getattr(datamodule, "data", {}) else None,
         "train_cells": list(datamodule.train_cells),
         "val_cells": list(datamodule.val_cells),
         "test_cells": list(datamodule.test_cells),

@@ -10,7 +10,11 @@ Generative model (all bins 100 bp, TSS between bins 50 and 51, bins in transcrip
    more alike than cells of different groups (the planted cell-correlation structure).
 3. Log expression ``= 2.5 * P * (1 - K) + 1.5 * S - 2.0 * H + N(0, noise)``. The combinatorial
    rule is the ``P * (1 - K)`` term: promoter H3K4me3 raises expression only without H3K27me3.
-   The label is 1 when expression is above the cell's median.
+   The label is 1 when expression is above the cell's median. With ``rule_shift`` > 0, cells of
+   odd-numbered groups also depend on an enhancer state ``E`` (Bernoulli 0.4, marked by
+   H3K4me1): ``+ 2.5 * rule_shift * E``, and less on H3K9me3 (``-2.0 * (1 - 0.5 * rule_shift)``):
+   the histone-expression relationship then differs between groups (a planted cell-type effect,
+   visible in the train x test matrix).
 4. Mean counts per mark and bin are a background plus state-dependent shapes: H3K4me3 a peak at
    the TSS (bins 46-55 hold most of it), H3K27me3 a broad domain around the TSS, H3K36me3 a
    ramp over the gene body downstream of the TSS (bins 51-100), H3K9me3 flat, H3K4me1 two
@@ -58,13 +62,14 @@ def _profiles() -> dict[str, np.ndarray]:
 
 
 def _gene_states(rng: np.random.Generator, n: int) -> np.ndarray:
-    """States [n, 4]: promoter P, polycomb K, body S, heterochromatin H."""
+    """States [n, 5]: promoter P, polycomb K, body S, heterochromatin H, enhancer E."""
     return np.stack(
         [
             rng.random(n) < 0.6,
             rng.random(n) < 0.3,
             rng.random(n),
             rng.random(n) < 0.15,
+            rng.random(n) < 0.4,
         ],
         axis=1,
     ).astype(np.float64)
@@ -85,6 +90,7 @@ def simulate_cells(
     group_shift: float = 0.35,
     cell_shift: float = 0.05,
     noise: float = 0.5,
+    rule_shift: float = 0.0,
 ) -> tuple[dict[str, HistoneSignals], dict]:
     """Simulate ``n_cells`` cells of ``n_genes`` genes each (all genes, unsplit).
 
@@ -110,19 +116,21 @@ def simulate_cells(
         group = c % n_groups
         groups[name] = group
         states = _redraw(rng, group_states[group], cell_shift)
-        promoter, polycomb, body, hetero = states.T
+        promoter, polycomb, body, hetero, enhancer = states.T
+        shifted = rule_shift * (group % 2)
         # A weak H3K4me1 at inactive promoters keeps the mark informative but not decisive.
         level = {
             "H3K4me3": promoter * (1 - 0.6 * polycomb) + 0.05,
             "H3K27me3": polycomb,
             "H3K36me3": body * (0.3 + 0.7 * promoter * (1 - polycomb)),
-            "H3K4me1": 0.4 + 0.6 * promoter,
+            "H3K4me1": 0.3 + 0.4 * promoter + 0.6 * enhancer,
             "H3K9me3": hetero,
         }
         log_expression = (
             EXPRESSION_WEIGHTS["promoter_active_and_not_polycomb"] * promoter * (1 - polycomb)
             + EXPRESSION_WEIGHTS["body"] * body
-            + EXPRESSION_WEIGHTS["heterochromatin"] * hetero
+            + EXPRESSION_WEIGHTS["heterochromatin"] * (1 - 0.5 * shifted) * hetero
+            + 2.5 * shifted * enhancer
             + rng.normal(0, noise, n_genes)
         )
         depth = rng.uniform(0.7, 1.3, len(DEEPCHROME_MARKS))
@@ -158,6 +166,8 @@ def simulate_cells(
         "planted_bins": {k: list(v) for k, v in PLANTED_BINS.items()},
         "orientation": "transcript (bin 1 upstream)",
         "cell_groups": groups,
+        "rule_shift": rule_shift,
+        "group_rules": "odd groups: + 2.5 * rule_shift * enhancer (H3K4me1), H3K9me3 weight x (1 - 0.5 * rule_shift)",
     }
     return cells, truth
 

@@ -1,0 +1,108 @@
+"""Cross-cell experiments: planted cell groups recovered, the engine's results, reruns, bad input."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from deepchrome.errors import DeepChromeError
+from deepchrome.experiments import cell_correlations, load_experiment_config, plan_jobs, run_experiment
+from tests.cli import run_cli
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    """4 cells in 2 groups whose histone-expression rules differ (rule_shift 2)."""
+    from deepchrome.data.simulate import simulate_release
+
+    out = tmp_path_factory.mktemp("grouped")
+    simulate_release(out, n_cells=4, n_genes=600, seed=0, rule_shift=2.0)
+    return out
+
+
+def experiment_config(tmp_path, root, name="e", **extra):
+    config = {
+        "root": str(root),
+        "models": {"linear": str(REPO / "configs" / "linear.yaml")},
+        "overrides": {"trainer.max_epochs": 15},
+        "families": ["single", "test_on_rest"],
+        "selection": ["target_val", "strict"],
+        "thresholds": {"high": 0.6, "somewhat": 0.1},
+        "study_name": name,
+        **extra,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_correlations_recover_the_planted_groups(simulated):
+    correlation, source = cell_correlations(simulated, ["S01", "S02", "S03", "S04"], simulated / "expression")
+    assert source == "expression"
+    assert correlation.loc["S01", "S03"] > 0.7 and correlation.loc["S02", "S04"] > 0.7
+    assert correlation.loc["S01", "S02"] < 0.5
+    by_labels, source = cell_correlations(simulated, ["S01", "S02", "S03"], None)
+    assert source == "labels" and by_labels.loc["S01", "S03"] > by_labels.loc["S01", "S02"]
+
+
+def test_correlation_selection_picks_the_planted_partners(simulated, tmp_path):
+    config = experiment_config(tmp_path, simulated, families=["exclusive_high", "inclusive_somewhat", "exclusive_all"])
+    settings = load_experiment_config(config)
+    correlation, _ = cell_correlations(simulated, settings["cells"], simulated / "expression")
+    jobs, rows, skipped = plan_jobs(settings, correlation)
+    train = {(r["family"], r["target"], r["selection"]): jobs[r["job"]]["train_cells"] for r in rows}
+    assert train["exclusive_high", "S01", "strict"] == ["S03"]
+    assert train["exclusive_high", "S04", "target_val"] == ["S02"]
+    assert train["inclusive_somewhat", "S01", "strict"] == ["S01", "S02", "S04"]
+    assert train["exclusive_all", "S02", "strict"] == ["S01", "S03", "S04"]
+    jobs_of = {(r["family"], r["target"], r["selection"]): jobs[r["job"]] for r in rows}
+    assert jobs_of["exclusive_all", "S02", "target_val"]["val_cells"] == ["S02"]  # the paper's selection
+    assert jobs_of["exclusive_all", "S02", "strict"]["val_cells"] == ["S01", "S03", "S04"]
+    assert skipped == []
+
+
+def test_engine_shows_the_planted_block_structure_and_resumes(grouped, tmp_path):
+    config = experiment_config(tmp_path, grouped)
+    summary = run_experiment(config, out=tmp_path / "out")
+    assert summary["jobs"] == 4  # single and test_on_rest share one training per cell
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(results.family) == {"single", "test_on_rest"} and len(results) == 4 + 12
+    rest = results[results.family == "test_on_rest"].set_index(["target", "test_cell"])["test_auroc"]
+    # every test cell is predicted best by the model trained on its group partner
+    partner = {"S01": "S03", "S03": "S01", "S02": "S04", "S04": "S02"}
+    for test, same in partner.items():
+        others = [c for c in partner if c not in (test, same)]
+        assert rest[same, test] > max(rest[other, test] for other in others)
+    for figure in ("test_on_rest_linear.png", "auroc_vs_correlation.png", "families.png", "summary.md"):
+        assert (tmp_path / "out" / figure).is_file()
+    again = run_cli("experiment", "--config", str(config), "--out", str(tmp_path / "out"))
+    assert "4 jobs (4 finished before, 0 to run)" in again.stdout
+
+
+def test_families_summary_and_empty_training_sets(simulated, tmp_path):
+    config = experiment_config(tmp_path, simulated, name="f", families=["single", "exclusive_all", "exclusive_high"],
+                               thresholds={"high": 0.99, "somewhat": 0.1}, targets=["S01", "S02"])  # fmt: skip
+    result = run_cli("experiment", "--config", str(config), "--out", str(tmp_path / "out"))
+    assert "combinations skipped" in result.stdout and "cell-type independence" in result.stdout
+    paired = pd.read_csv(tmp_path / "out" / "paired_vs_single.csv")
+    assert set(paired.family) == {"exclusive_all"} and set(paired.selection) == {"strict", "target_val"}
+    assert "exclusive_high / S01 / linear: no high partner cells" in (tmp_path / "out" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"targets": ["S09"]}, "target cell(s) S09 not in"),
+        ({"thresholds": {"high": 1.5}}, "thresholds.high = 1.5, expected a number in [-1, 1]"),
+        ({"families": ["everything"]}, "unknown famil(ies) everything"),
+    ],
+)
+def test_bad_input(simulated, tmp_path, extra, message):
+    config = experiment_config(tmp_path, simulated, **extra)
+    with pytest.raises(DeepChromeError) as error:
+        load_experiment_config(config)
+    assert message in str(error.value)
+    result = run_cli("experiment", "--config", str(config), "--out", str(tmp_path / "o"), check=False)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
