@@ -27,6 +27,8 @@ training (LightningCLI; see `deepchrome fit --help`):
 
   experiment cross-cell experiments (train on some cells, test on others), resumable
 
+  gan        the histone-signal GAN: gan fit | gan sample | gan visualize
+
 interpretation:
   explain    captum attributions of a checkpoint, with tables and figures
 
@@ -38,7 +40,7 @@ data:
 """
 
 
-def _run_lightning(argv: list[str] | None) -> None:
+def _run_lightning(argv: list[str] | None, gan: bool = False) -> None:
     from jsonargparse import Namespace
     from lightning.pytorch.cli import LightningCLI
 
@@ -67,20 +69,35 @@ def _run_lightning(argv: list[str] | None) -> None:
                 trainer.callbacks = callbacks
 
         def after_fit(self) -> None:
+            if gan:
+                from gan.training import write_gan_metrics
+
+                summary = write_gan_metrics(self.trainer, self.model, Path(self.trainer.log_dir))
+                if self.trainer.is_global_zero:
+                    quality = {k: round(v, 3) for k, v in summary["quality"].items() if "/" not in k}
+                    print(f"HistoneGAN best epoch {summary['best_epoch']}: {quality}")
+                    print(f"metrics: {summary['metrics_path']}")
+                return
             summary = evaluate_best(self.trainer, self.model, self.datamodule)
             if self.trainer.is_global_zero:
                 shown = {k: summary[k] for k in ("val_auroc", "test_auroc", "test_auprc", "best_epoch")}
                 print(f"{summary['model']} ({summary['n_parameters']:,} parameters): {shown}")
                 print(f"metrics: {summary['metrics_path']}")
 
+    if gan:
+        from gan.training import HistoneGAN
+
+        model_class = HistoneGAN
+    else:
+        model_class = ExpressionClassifier
     DeepChromeCLI(
-        ExpressionClassifier,
+        model_class,
         HistoneDataModule,
         seed_everything_default=0,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         args=argv,
-        parser_kwargs={"prog": "deepchrome"},
+        parser_kwargs={"prog": "deepchrome gan" if gan else "deepchrome"},
     )
 
 
@@ -311,6 +328,50 @@ def _experiment(argv: list[str]) -> None:
     print(f"results: {summary['out']}/results.csv, summary: {summary['out']}/summary.md")
 
 
+def _gan(argv: list[str]) -> None:
+    if argv and argv[0] in ("fit", "validate"):
+        import warnings
+
+        # The arguments after "gan" are passed explicitly; LightningCLI warns that sys.argv differs.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        _run_lightning(argv, gan=True)
+        return
+    parser = argparse.ArgumentParser(prog="deepchrome gan", description="The histone-signal GAN.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("fit", help="train: deepchrome gan fit --config configs/gan.yaml (LightningCLI)")
+    sample = sub.add_parser("sample", help="write generated genes in the release layout")
+    sample.add_argument("--checkpoint", required=True)
+    sample.add_argument("--n", type=int, default=300, help="genes per class (default 300)")
+    sample.add_argument("--out", required=True, help="release root to write into")
+    sample.add_argument("--cell", default="GAN", help="cell name of the generated data (default GAN)")
+    sample.add_argument("--seed", type=int, default=0)
+    visualize = sub.add_parser("visualize", help="profiles, prototypes and the combinatorial map")
+    visualize.add_argument("--gan", required=True, help="GAN checkpoint")
+    visualize.add_argument("--classifier", required=True, help="classifier checkpoint (deepchrome fit)")
+    visualize.add_argument("--root", required=True, help="real data (release root) for the real profiles")
+    visualize.add_argument("--cells", nargs="+", required=True)
+    visualize.add_argument("--out", required=True)
+    visualize.add_argument("--samples", type=int, default=256, help="GAN genes per grid cell (default 256)")
+    visualize.add_argument("--bootstrap", type=int, default=50, help="resamples for the interaction uncertainty")
+    visualize.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.action == "sample":
+        from gan.visualize import sample_release
+
+        path = sample_release(args.checkpoint, args.out, args.cell, args.n, args.seed)
+        print(f"wrote {2 * args.n} generated genes ({args.n} per class) to {path}")
+    elif args.action == "visualize":
+        from gan.visualize import visualize
+
+        summary = visualize(args.gan, args.classifier, args.root, args.cells, args.out, samples=args.samples,
+                            bootstrap=args.bootstrap, seed=args.seed)  # fmt: skip
+        top = summary["interactions"][0]
+        print(
+            f"strongest interaction: {top['mark_a']} x {top['mark_b']} ({top['interaction']:.3f} +/- {top['std']:.3f})"
+        )
+        print(f"figures: {args.out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script."""
     from_command_line = argv is None
@@ -335,6 +396,8 @@ def main(argv: list[str] | None = None) -> None:
             return
         if argv[0] in TRAINING_COMMANDS:
             _run_lightning(None if from_command_line else argv)
+        elif argv[0] == "gan":
+            _gan(argv[1:])
         elif argv[0] in commands:
             commands[argv[0]](argv[1:])
         else:

@@ -291,9 +291,22 @@ def _redact(url: str) -> str:
 
 def open_study(settings: dict, storage_url: str):
     """Create or join the study; refuse one of the same name with another direction."""
+    storage = make_storage(storage_url, settings["heartbeat_interval"], settings["grace_period"], settings["max_retry"])
+    for attempt in range(6):
+        try:
+            return _create_or_join(settings, storage, storage_url)
+        except DeepChromeError:
+            raise
+        except Exception:  # another worker is creating the same study right now: its rows are half there
+            if attempt == 5:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _create_or_join(settings: dict, storage, storage_url: str):
     import optuna
 
-    storage = make_storage(storage_url, settings["heartbeat_interval"], settings["grace_period"], settings["max_retry"])
     try:
         existing = optuna.study.load_study(study_name=settings["study_name"], storage=storage)
     except KeyError:
