@@ -29,6 +29,8 @@ training (LightningCLI; see `deepchrome fit --help`):
 
   gan        the histone-signal GAN: gan fit | gan sample | gan visualize
 
+  report     the reproduction report: every table and figure from one command
+
 interpretation:
   explain    captum attributions of a checkpoint, with tables and figures
 
@@ -372,6 +374,25 @@ def _gan(argv: list[str]) -> None:
         print(f"figures: {args.out}")
 
 
+def _report(argv: list[str]) -> None:
+    from deepchrome.report import MODELS
+
+    parser = argparse.ArgumentParser(prog="deepchrome report", description="The reproduction report (cached steps).")
+    parser.add_argument("--out", default="docs/report", help="report folder (README.md + figures)")
+    parser.add_argument("--root", help="real data (default ../shared/data/roadmap)")
+    parser.add_argument("--cells", nargs="*", help="real cells (default E003 E123)")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--work", default="runs/report", help="cache of trained runs")
+    parser.add_argument("--models", nargs="*", help=f"subset of: {'; '.join(MODELS)}")
+    parser.add_argument("--fast", action="store_true", help="tiny settings, for testing the pipeline")
+    args = parser.parse_args(argv)
+    from deepchrome.report import run_report
+
+    path = run_report(args.out, root=args.root, cells=args.cells, seeds=args.seeds, work=args.work, fast=args.fast,
+                      models=args.models)  # fmt: skip
+    print(f"report: {path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script."""
     from_command_line = argv is None
@@ -389,6 +410,7 @@ def main(argv: list[str] | None = None) -> None:
         "explain": _explain,
         "sweep": _sweep,
         "experiment": _experiment,
+        "report": _report,
     }
     try:
         if not argv or argv[0] in ("-h", "--help"):

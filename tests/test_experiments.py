@@ -106,3 +106,20 @@ def test_bad_input(simulated, tmp_path, extra, message):
     assert message in str(error.value)
     result = run_cli("experiment", "--config", str(config), "--out", str(tmp_path / "o"), check=False)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_report_runs_end_to_end_on_a_tiny_simulated_set(simulated, tmp_path):
+    result = run_cli(
+        "report", "--out", str(tmp_path / "report"), "--root", str(simulated), "--cells", "S01", "S02",
+        "--seeds", "1", "--work", str(tmp_path / "work"), "--fast", "--models", "linear (max)",
+    )  # fmt: skip
+    assert "report:" in result.stdout
+    text = (tmp_path / "report" / "README.md").read_text()
+    for heading in ("## Classifiers on real data", "## Cross-cell experiments", "## GAN", "## Attributions",
+                    "## Published numbers"):  # fmt: skip
+        assert heading in text
+    assert "The 12-parameter linear model (max)" in text and "minutes**" in text
+    assert (tmp_path / "report" / "gan" / "combinatorial_map.png").is_file()
+    assert (tmp_path / "report" / "attributions" / "S01_marks.png").is_file()
+    table = pd.read_csv(tmp_path / "report" / "classifiers_real.csv")
+    assert set(table.model) == {"CNN, paper settings", "linear (max)"} and set(table.cell) == {"S01", "S02"}

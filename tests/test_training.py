@@ -113,15 +113,16 @@ def test_bad_config_is_one_line_error(args, message):
     assert f"deepchrome: error: {message}" in result.stderr.splitlines()[-1]
 
 
-def test_checkpoint_of_another_model_or_shape_is_refused(trained):
+def test_checkpoint_of_another_model_or_shape_is_refused(trained, tmp_path):
     run_dir, _ = trained
     checkpoint = str(run_dir / "checkpoints" / "last.ckpt")
-    other_model = deepchrome("test", "--config", "configs/linear.yaml", "--ckpt_path", checkpoint, check=False)
+    out = ["--trainer.default_root_dir", str(tmp_path)]
+    other_model = deepchrome("test", "--config", "configs/linear.yaml", "--ckpt_path", checkpoint, *out, check=False)
     assert other_model.returncode == 2 and "Traceback" not in other_model.stderr
     assert "checkpoint holds a DeepChromeCNN, the config builds a LinearBaseline" in other_model.stderr
     other_marks = deepchrome(
         "test", "--config", "configs/deepchrome.yaml", "--data.marks", "[H3K4me3,H3K27me3]",
-        "--ckpt_path", checkpoint, check=False,
+        "--ckpt_path", checkpoint, *out, check=False,
     )  # fmt: skip
     assert other_marks.returncode == 2
     assert "checkpoint expects 5 marks x 100 bins, the data has 2 marks x 100 bins" in other_marks.stderr
