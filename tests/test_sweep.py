@@ -185,3 +185,15 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
         and "with direction minimize, the config says maximize" in clash.stderr
     )
     assert len(optuna.load_study(study_name="s", storage=storage).trials) == 0
+
+
+def test_best_of_k_restarts_of_the_linear_model(tmp_path):
+    """The paper's protocol for the linear model: k seeds, the best by validation AUROC."""
+    config = sweep_config(tmp_path, name="restarts", space={"seed_everything": {"categorical": [0, 1, 2]}},
+                          sampler={"name": "grid", "seed": 0})  # fmt: skip
+    run_cli("sweep", "--config", str(config), "--sweep-dir", str(tmp_path / "sweep"))
+    study = optuna.load_study(study_name="restarts", storage=f"sqlite:///{tmp_path / 'sweep' / 'study.db'}")
+    values = {t.params["seed_everything"]: t.value for t in study.trials}
+    assert sorted(values) == [0, 1, 2] and len(set(values.values())) > 1  # the seeds give different models
+    best = yaml.safe_load((tmp_path / "sweep" / "best" / "config.yaml").read_text())
+    assert values[best["seed_everything"]] == max(values.values())
