@@ -265,7 +265,8 @@ def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
             return optuna.storages.RDBStorage(url, **heartbeat, engine_kwargs=engine)
         except Exception as exc:  # SQLAlchemy's errors vary by driver
             text = str(exc)
-            if attempt < 4 and ("already exists" in text or "locked" in text):
+            racing = ("already exists", "locked", "UNIQUE constraint", "duplicate key", "IntegrityError")
+            if attempt < 4 and any(marker in text for marker in racing):
                 time.sleep(0.5 + attempt)  # two workers created the schema at once: the other won
                 continue
             reason = text.strip().splitlines()[0] if text.strip() else exc.__class__.__name__
