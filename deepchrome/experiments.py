@@ -276,11 +276,19 @@ def run_experiment(
     for item in skipped:
         log.warning("skipped %s for %s (%s): %s", item["family"], item["target"], item["model"], item["reason"])
     storage_url = storage or f"sqlite:///{(out / 'jobs.db').resolve()}"
-    study = optuna.create_study(
-        study_name=settings["study_name"], storage=make_storage(storage_url, heartbeat_interval=10),
-        sampler=optuna.samplers.GridSampler({"job": list(range(len(jobs)))}, seed=settings["seed"]),
-        direction="maximize", load_if_exists=True,
-    )  # fmt: skip
+    storage = make_storage(storage_url, heartbeat_interval=10)
+    for attempt in range(6):
+        try:
+            study = optuna.create_study(
+                study_name=settings["study_name"], storage=storage,
+                sampler=optuna.samplers.GridSampler({"job": list(range(len(jobs)))}, seed=settings["seed"]),
+                direction="maximize", load_if_exists=True,
+            )  # fmt: skip
+            break
+        except Exception:  # another worker is creating the same study right now
+            if attempt == 5:
+                raise
+            time.sleep(0.5 * (attempt + 1))
     done = _finished_jobs(study)
     todo = [i for i in range(len(jobs)) if i not in done]
     print(f"{len(jobs)} jobs ({len(done)} finished before, {len(todo)} to run); correlations from {source}")

@@ -21,7 +21,7 @@ def save_figure(fig, path: str | os.PathLike, table: pd.DataFrame | None = None)
     written = []
     for suffix in (".png", ".pdf"):
         target = path.with_suffix(suffix)
-        tmp = target.with_name(f".{target.name}.tmp{suffix}")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{suffix}")  # workers may share a folder
         fig.savefig(tmp, dpi=150, bbox_inches="tight")
         os.replace(tmp, target)
         written.append(target)

@@ -1,0 +1,120 @@
+"""The cross-cell engine at release scale: 56 simulated cells x 19,802 genes (6,601/6,601/6,600).
+
+1. Simulates the release (written as binary caches with placeholder CSVs, the format every reader
+   uses; expression tables for the correlations).
+2. Runs one family (`single`, linear model, ``--epochs`` epochs) for all 56 targets with one
+   worker: wall time, jobs per minute, and an extrapolation to the full grid of every family.
+3. Runs a subset grid (``--subset`` targets) with one worker and with two workers sharing one
+   SQLite study: two workers should finish first.
+Peak resident memory per worker is reported for every run (target: 2 GB).
+
+Run: python bench/bench_experiment_scale.py [--epochs 3] [--subset 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build(root: Path, cache: Path, n_cells: int, n_genes: int) -> None:
+    from deepchrome.data.cache import cache_folder, write_cache
+    from deepchrome.data.simulate import simulate_cells
+
+    split = np.random.default_rng(1).permutation(n_genes)
+    bounds = np.linspace(0, n_genes, 4).round().astype(int)
+    (root / "expression").mkdir(parents=True, exist_ok=True)
+    for start in range(0, n_cells, 4):  # four cells at a time bounds the memory of the simulation
+        cells, _ = simulate_cells(n_cells=min(4, n_cells - start), n_genes=n_genes, seed=start)
+        for offset, signals in enumerate(cells.values()):
+            name = f"C{start + offset + 1:03d}"
+            for number, part_name in enumerate(("train", "valid", "test")):
+                part = signals.subset(np.sort(split[bounds[number] : bounds[number + 1]]))
+                part.cell, part.split = name, part_name
+                source = root / name / "classification" / f"{part_name}.csv"
+                source.parent.mkdir(parents=True, exist_ok=True)
+                source.write_text("placeholder: the cache holds the data\n")
+                write_cache(part, cache_folder(source, cache), source)
+            values = np.exp(signals.expression)
+            with open(root / "expression" / f"{name}.csv", "w") as handle:
+                handle.write(
+                    "gene_id,value\n" + "".join(f"{g},{v:.5g}\n" for g, v in zip(signals.gene_ids, values, strict=True))
+                )
+
+
+def run(config: Path, out: Path, workers: int, env: dict) -> tuple[float, float]:
+    """Wall seconds and the largest worker's peak RSS (MB) of `deepchrome experiment` with N workers."""
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "deepchrome.cli", "experiment", "--config", str(config), "--out", str(out)]
+    log = open(out.with_suffix(".log"), "w")  # noqa: SIM115 - closed below, after the workers
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log) for _ in range(workers)]
+    peaks = []
+    for process in processes:
+        _, status, usage = os.wait4(process.pid, 0)
+        if status:
+            log.close()
+            tail = out.with_suffix(".log").read_text()[-1500:]
+            raise SystemExit(f"a worker failed (status {status}):\n{tail}")
+        peaks.append(usage.ru_maxrss / 1024)
+    log.close()
+    return time.perf_counter() - start, max(peaks)
+
+
+def config_file(path: Path, root: Path, targets: list[str], epochs: int) -> Path:
+    path.write_text(yaml.safe_dump({
+        "root": str(root), "models": {"linear": str(REPO / "configs" / "linear.yaml")},
+        "overrides": {"trainer.max_epochs": epochs, "trainer.enable_progress_bar": False,
+                      "trainer.enable_model_summary": False},
+        "families": ["single"], "targets": targets, "study_name": path.stem,
+    }))  # fmt: skip
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--subset", type=int, default=8)
+    parser.add_argument("--cells", type=int, default=56)
+    parser.add_argument("--genes", type=int, default=19_802)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        root, cache = tmp / "release", tmp / "cache"
+        start = time.perf_counter()
+        build(root, cache, args.cells, args.genes)
+        simulate_seconds = time.perf_counter() - start
+        cells = sorted(p.name for p in root.iterdir() if p.name.startswith("C"))
+        env = {**os.environ, "DEEPCHROME_CACHE_DIR": str(cache)}
+        full_seconds, full_peak = run(
+            config_file(tmp / "single.yaml", root, cells, args.epochs), tmp / "single", 1, env
+        )
+        subset = cells[: args.subset]
+        one_seconds, one_peak = run(config_file(tmp / "one.yaml", root, subset, args.epochs), tmp / "one", 1, env)
+        two_env = {**env, "OMP_NUM_THREADS": "1"}  # two workers on two cores: one thread each
+        two_seconds, two_peak = run(config_file(tmp / "two.yaml", root, subset, args.epochs), tmp / "two", 2, two_env)
+    per_job = full_seconds / len(cells)
+    # every family for every target: single, test_on_rest (shared with single), 2 x (all, random, high,
+    # somewhat) x 2 selections (strict inclusive_all is one job), size (4 fractions + 3 cell counts)
+    grid_jobs = len(cells) * (1 + 4 * 2 * 2 + 6) - len(cells) + 1
+    print(f"\n{len(cells)} cells x {args.genes:,} genes (simulated + cached in {simulate_seconds:.0f} s), "
+          f"linear model, {args.epochs} epochs, {os.cpu_count()} cores")  # fmt: skip
+    print(f"family `single`, {len(cells)} jobs, 1 worker: {full_seconds:.0f} s ({per_job:.1f} s per job), "
+          f"peak RSS {full_peak:.0f} MB")  # fmt: skip
+    print(f"full grid (~{grid_jobs} jobs, training sets up to 55 cells, so longer jobs): at least "
+          f"{grid_jobs * per_job / 3600:.1f} h with one worker at this job length")  # fmt: skip
+    print(f"{len(subset)} jobs, 1 worker: {one_seconds:.0f} s (peak {one_peak:.0f} MB); 2 workers: {two_seconds:.0f} s "
+          f"(peak {two_peak:.0f} MB per worker): 2 workers {one_seconds / two_seconds:.2f}x faster")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
