@@ -264,7 +264,7 @@ def run_experiment(
     """
     import optuna
 
-    from deepchrome.sweep import make_storage
+    from deepchrome.sweep import make_storage, retry_while_racing
 
     settings = load_experiment_config(config_path)
     out = Path(out or Path("runs") / "experiments" / settings["study_name"])
@@ -277,18 +277,11 @@ def run_experiment(
         log.warning("skipped %s for %s (%s): %s", item["family"], item["target"], item["model"], item["reason"])
     storage_url = storage or f"sqlite:///{(out / 'jobs.db').resolve()}"
     storage = make_storage(storage_url, heartbeat_interval=10)
-    for attempt in range(6):
-        try:
-            study = optuna.create_study(
-                study_name=settings["study_name"], storage=storage,
-                sampler=optuna.samplers.GridSampler({"job": list(range(len(jobs)))}, seed=settings["seed"]),
-                direction="maximize", load_if_exists=True,
-            )  # fmt: skip
-            break
-        except Exception:  # another worker is creating the same study right now
-            if attempt == 5:
-                raise
-            time.sleep(0.5 * (attempt + 1))
+    study = retry_while_racing(lambda: optuna.create_study(
+        study_name=settings["study_name"], storage=storage,
+        sampler=optuna.samplers.GridSampler({"job": list(range(len(jobs)))}, seed=settings["seed"]),
+        direction="maximize", load_if_exists=True,
+    ))  # fmt: skip
     done = _finished_jobs(study)
     todo = [i for i in range(len(jobs)) if i not in done]
     print(f"{len(jobs)} jobs ({len(done)} finished before, {len(todo)} to run); correlations from {source}")

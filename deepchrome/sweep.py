@@ -293,13 +293,19 @@ def _redact(url: str) -> str:
 def open_study(settings: dict, storage_url: str):
     """Create or join the study; refuse one of the same name with another direction."""
     storage = make_storage(storage_url, settings["heartbeat_interval"], settings["grace_period"], settings["max_retry"])
-    for attempt in range(6):
+    return retry_while_racing(lambda: _create_or_join(settings, storage, storage_url))
+
+
+def retry_while_racing(create, attempts: int = 6):
+    """Call ``create`` until it succeeds: another worker may be creating the same study right now,
+    with its rows half written. User errors are not retried."""
+    for attempt in range(attempts):
         try:
-            return _create_or_join(settings, storage, storage_url)
+            return create()
         except DeepChromeError:
             raise
-        except Exception:  # another worker is creating the same study right now: its rows are half there
-            if attempt == 5:
+        except Exception:
+            if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
