@@ -5,6 +5,13 @@ position-dependent (peaks at the TSS, domains over the gene body); a learned per
 lets the generator place marks relative to the TSS. The discriminator uses spectral normalization
 and a projection head for the class (Miyato & Koyama 2018); trained with the hinge loss, this pair
 is stable on small data without a gradient penalty's extra cost.
+
+The generator outputs an expected signal (a read-count rate per bin); :func:`observe` turns it into
+what the data module delivers. For read counts it draws Poisson counts and applies the data
+module's transform, so generated signals sit on the same lattice as real ones (log1p of integers,
+about a third exact zeros). A generator that emits continuous log1p values is told apart from real
+data by that alone (E003: two-sample AUROC 0.88-0.98 with continuous output, 0.68-0.72 with counts).
+The draw is not differentiable; gradients pass straight through to the rate (Bengio et al. 2013).
 """
 
 from __future__ import annotations
@@ -13,9 +20,28 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+OUTPUTS = ("counts", "continuous")
+
+
+def observe(rate: torch.Tensor, transform, output: str = "counts") -> torch.Tensor:
+    """Model-space signals [batch, marks, bins] from generated rates [batch, marks, bins] (counts).
+
+    ``output="counts"`` draws Poisson counts (straight-through gradient to the rate);
+    ``"continuous"`` uses the rate itself (for signals that are not read counts, and for expected
+    profiles). ``transform`` is the data module's :class:`~deepchrome.data.SignalTransform`.
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    expected = transform(rate)
+    if output == "continuous":
+        return expected
+    with torch.no_grad():
+        drawn = transform(torch.poisson(rate))
+    return expected + (drawn - expected).detach()
+
 
 class Generator(nn.Module):
-    """(z [batch, latent], class [batch], cell [batch]) -> signals [batch, marks, bins] (>= 0).
+    """(z [batch, latent], class [batch], cell [batch]) -> rates [batch, marks, bins] (>= 0, counts).
 
     Parameters
     ----------
@@ -46,7 +72,9 @@ class Generator(nn.Module):
                                  nn.BatchNorm1d(cout), nn.LeakyReLU(0.2))  # fmt: skip
 
         self.body = nn.Sequential(nn.BatchNorm1d(width), nn.LeakyReLU(0.2), block(width, width), block(width, width))
-        self.position = nn.Parameter(torch.zeros(1, 8, n_bins))
+        # a learned position code per class: class-specific placement of marks around the TSS
+        # (e.g. the promoter H3K4me3 peak of expressed genes) without going through z
+        self.position = nn.Parameter(torch.zeros(n_classes, 8, n_bins))
         # Per-bin noise channels let the generator produce bin-to-bin count noise, which real
         # read counts have and a smooth upsampling stack cannot make on its own.
         self.noise_channels = 8
@@ -54,14 +82,15 @@ class Generator(nn.Module):
                                  nn.Conv1d(width, n_marks, 1))  # fmt: skip
 
     def forward(self, z: torch.Tensor, label: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
-        """Signals [batch, marks, bins] in the data module's transformed space (log1p: >= 0)."""
+        """Expected signal (rate, in counts) [batch, marks, bins]; see :func:`observe`."""
         h = z * (1 + self.class_embedding(label))
         if cell is not None:
             h = h + self.cell_embedding(cell)
         h = self.body(self.project(h).reshape(len(z), self.width, self.start))
         noise = torch.randn(len(z), self.noise_channels, self.n_bins, device=z.device, generator=None)
-        h = torch.cat([h, self.position.expand(len(z), -1, -1), noise], dim=1)
-        return nn.functional.softplus(self.out(h))
+        h = torch.cat([h, self.position[label], noise], dim=1)
+        # softplus gives log1p(rate) >= 0, linear for large outputs: stable over the counts' range
+        return torch.expm1(nn.functional.softplus(self.out(h)).clamp_max(15.0))
 
 
 class Discriminator(nn.Module):
@@ -78,8 +107,12 @@ class Discriminator(nn.Module):
         flat = 2 * width * (n_bins // 4)
         self.score = spectral_norm(nn.Linear(flat, 1))
         self.class_projection = spectral_norm(nn.Embedding(n_classes, flat))
+        # auxiliary classifier (AC-GAN, Odena et al. 2017): trained on real genes, it also pushes
+        # the generator's "high" and "low" genes apart as far as real ones are
+        self.class_head = nn.Linear(flat, n_classes)
 
-    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """Score [batch]: higher = more realistic for that class."""
+    def forward(self, x: torch.Tensor, label: torch.Tensor, with_class_logits: bool = False):
+        """Score [batch]: higher = more realistic for that class (and class logits [batch, classes])."""
         h = self.features(x)
-        return self.score(h).squeeze(-1) + (self.class_projection(label) * h).sum(-1)
+        score = self.score(h).squeeze(-1) + (self.class_projection(label) * h).sum(-1)
+        return (score, self.class_head(h)) if with_class_logits else score

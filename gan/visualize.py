@@ -16,18 +16,11 @@ import pandas as pd
 import torch
 
 from deepchrome.data.cache import load_split
-from deepchrome.data.datamodule import SignalTransform
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.interpret.figures import plt, save_figure
+from gan.models import observe
 from gan.quality import PROMOTER
-from gan.training import check_compatible, generate, load_gan
-
-
-def _transform(meta: dict) -> SignalTransform:
-    transform = SignalTransform("raw")
-    if meta.get("transform"):
-        transform.load_state_dict(meta["transform"])
-    return transform
+from gan.training import check_compatible, gan_transform, generate, load_gan
 
 
 def sample_release(
@@ -41,8 +34,8 @@ def sample_release(
     from deepchrome.data.release import write_release_csv
 
     generator, meta = load_gan(checkpoint)
-    signals, labels = generate(generator, n_per_class, seed=seed)
-    counts = _transform(meta).inverse(signals).clamp_min(0).round().numpy().astype(np.int32)
+    signals, labels = generate(generator, meta, n_per_class, seed=seed)
+    counts = gan_transform(meta).inverse(signals).clamp_min(0).round().numpy().astype(np.int32)
     rng = np.random.default_rng(seed)
     per_class = [rng.permutation(np.flatnonzero(labels == label)) for label in (0, 1)]
     gene_ids = np.array([f"gan{i + 1:06d}" for i in range(len(labels))])
@@ -77,23 +70,26 @@ def plot_profiles(real, real_labels, fake, fake_labels, marks, path) -> list[Pat
     return save_figure(fig, path, pd.DataFrame(rows, columns=["mark", "source", "class", "bin", "mean", "std"]))
 
 
-def gan_prototypes(generator, classifier, target: int, n: int = 16, steps: int = 100, seed: int = 0) -> torch.Tensor:
+def gan_prototypes(generator, transform, classifier, target: int, n: int = 16, steps: int = 100,
+                   seed: int = 0) -> torch.Tensor:  # fmt: skip
     """Optimize latent vectors so the classifier's P(target class) of G(z, target) is maximal.
 
-    Returns prototypes [n, marks, bins] in model space (realistic: they stay on the generator's
-    output manifold; a small L2 term keeps z near the prior).
+    Returns prototypes [n, marks, bins] in model space: the generator's expected signals (no count
+    draws), realistic because they stay on its output manifold; a small L2 term keeps z near the prior.
     """
-    z = torch.randn(n, generator.latent_dim, generator=torch.Generator().manual_seed(seed)).requires_grad_(True)
     labels = torch.full((n,), target)
-    optimizer = torch.optim.Adam([z], lr=0.05)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        x = generator(z, labels)
-        loss = -torch.log_softmax(classifier(x), dim=1)[:, target].mean() + 0.01 * z.square().sum(1).mean()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        return generator(z, labels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # z and the generator's per-bin noise
+        z = torch.randn(n, generator.latent_dim).requires_grad_(True)
+        optimizer = torch.optim.Adam([z], lr=0.05)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            x = observe(generator(z, labels), transform, "continuous")
+            loss = -torch.log_softmax(classifier(x), dim=1)[:, target].mean() + 0.01 * z.square().sum(1).mean()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            return observe(generator(z, labels), transform, "continuous")
 
 
 def input_optimization(classifier, target: int, scale: torch.Tensor, n_bins: int, steps: int = 1000,
@@ -136,13 +132,17 @@ def plot_prototypes(prototypes: dict, marks, path) -> list[Path]:
 
 
 def combinatorial_map(classifier, samples: torch.Tensor, levels: torch.Tensor, marks, bootstrap: int = 50,
-                      seed: int = 0) -> tuple[dict, pd.DataFrame]:  # fmt: skip
+                      seed: int = 0, floor: torch.Tensor | None = None) -> tuple[dict, pd.DataFrame]:  # fmt: skip
     """P(high) as two marks' promoter levels vary, the other marks from realistic GAN genes.
 
     For each pair (a, b) and each level pair, marks a and b of every sample have their promoter bins
-    (41-60) rescaled so the promoter mean equals the level; P(high) is averaged over samples.
-    Interaction strength = RMS departure of logit P(high) from the best additive fit
-    (row + column effects); its standard deviation comes from resampling the GAN genes.
+    (41-60) shifted so the promoter mean equals the level (then clipped at ``floor``, the model-space
+    value of zero reads: generated genes have exact zeros, which rescaling could never raise);
+    P(high) is averaged over samples for the heatmap.
+    Interaction strength = RMS departure of the classifier's log-odds (averaged over samples) from
+    the best additive fit (row + column effects): averaging log-odds, not probabilities, keeps two
+    strong main effects that saturate P(high) from posing as an interaction. Its standard deviation
+    comes from resampling the GAN genes.
 
     Parameters
     ----------
@@ -150,6 +150,8 @@ def combinatorial_map(classifier, samples: torch.Tensor, levels: torch.Tensor, m
         GAN genes [n, marks, bins] (model space).
     levels
         Promoter levels per mark [marks, k] (e.g. quantiles of real promoter levels).
+    floor
+        Lowest model-space value per mark [marks] (default 0).
 
     Returns
     -------
@@ -159,17 +161,18 @@ def combinatorial_map(classifier, samples: torch.Tensor, levels: torch.Tensor, m
         Pairs ranked by interaction strength, with its standard deviation.
     """
 
-    def probabilities(x):
+    def log_odds(x):
         with torch.no_grad():
-            return torch.softmax(classifier(x), dim=1)[:, 1]
+            log_p = torch.log_softmax(classifier(x), dim=1)
+            return (log_p[:, 1] - log_p[:, 0]).numpy()
 
-    def interaction(grid):
-        logit = np.log(np.clip(grid, 1e-4, 1 - 1e-4) / np.clip(1 - grid, 1e-4, 1))
+    def interaction(logit):
         additive = logit.mean(1, keepdims=True) + logit.mean(0, keepdims=True) - logit.mean()
         return float(np.sqrt(np.mean((logit - additive) ** 2)))
 
     k = levels.shape[1]
-    current = samples[..., PROMOTER].mean(-1).clamp_min(1e-3)  # [n, marks]
+    current = samples[..., PROMOTER].mean(-1)  # [n, marks]
+    floor = torch.zeros(len(marks)) if floor is None else floor
     rng = np.random.default_rng(seed)
     grids, rows = {}, []
     for a, b in itertools.combinations(range(len(marks)), 2):
@@ -177,15 +180,17 @@ def combinatorial_map(classifier, samples: torch.Tensor, levels: torch.Tensor, m
         for i in range(k):
             for j in range(k):
                 x = samples.clone()
-                x[:, a, PROMOTER] *= (levels[a, i] / current[:, a])[:, None]
-                x[:, b, PROMOTER] *= (levels[b, j] / current[:, b])[:, None]
-                per_sample[:, i, j] = probabilities(x).numpy()
-        grid = per_sample.mean(0)
+                x[:, a, PROMOTER] += (levels[a, i] - current[:, a])[:, None]
+                x[:, b, PROMOTER] += (levels[b, j] - current[:, b])[:, None]
+                x[:, a, PROMOTER] = x[:, a, PROMOTER].clamp_min(floor[a])
+                x[:, b, PROMOTER] = x[:, b, PROMOTER].clamp_min(floor[b])
+                per_sample[:, i, j] = log_odds(x)
+        grid = (1 / (1 + np.exp(-per_sample))).mean(0)  # mean P(high)
         grids[marks[a], marks[b]] = grid
         resampled = [
             interaction(per_sample[rng.integers(0, len(samples), len(samples))].mean(0)) for _ in range(bootstrap)
         ]
-        rows.append({"mark_a": marks[a], "mark_b": marks[b], "interaction": interaction(grid),
+        rows.append({"mark_a": marks[a], "mark_b": marks[b], "interaction": interaction(per_sample.mean(0)),
                      "std": float(np.std(resampled)), "p_high_range": float(grid.max() - grid.min())})  # fmt: skip
     table = pd.DataFrame(rows).sort_values("interaction", ascending=False).reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
@@ -213,7 +218,7 @@ def plot_combinatorial(grids: dict, levels: torch.Tensor, marks, path) -> list[P
     return save_figure(fig, path, pd.DataFrame(table, columns=["mark_a", "mark_b", "level_a", "level_b", "p_high"]))
 
 
-def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out, samples: int = 256,
+def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out, samples: int = 512,
               bootstrap: int = 50, seed: int = 0, levels: int = 5) -> dict:  # fmt: skip
     """All GAN visualizations for one GAN + classifier pair; returns the ranked interactions."""
     from deepchrome.training import load_classifier
@@ -222,12 +227,12 @@ def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out
     classifier, classifier_meta = load_classifier(classifier_checkpoint)
     check_compatible(classifier_meta, meta["marks"], meta["n_bins"], classifier_checkpoint)
     marks = list(meta["marks"])
-    transform = _transform(meta)
+    transform = gan_transform(meta)
     parts = [load_split(root, c, "test").select_marks(marks) for c in cells]
     real = transform(torch.from_numpy(np.concatenate([np.asarray(p.signals, np.float32) for p in parts])))
     real_labels = torch.from_numpy(np.concatenate([p.labels for p in parts]))
     out = Path(out)
-    fake, fake_labels = generate(generator, max(samples, len(real) // 2), seed=seed)
+    fake, fake_labels = generate(generator, meta, max(samples, len(real) // 2), seed=seed)
     fake_labels = torch.from_numpy(fake_labels)
     plot_profiles(real, real_labels, fake, fake_labels, marks, out / "profiles")
     train = np.concatenate(
@@ -235,15 +240,18 @@ def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out
     )
     scale = transform(torch.from_numpy(train)).amax(dim=(0, 2))
     prototypes = {
-        "GAN prior, high": gan_prototypes(generator, classifier, 1, seed=seed),
-        "GAN prior, low": gan_prototypes(generator, classifier, 0, seed=seed),
+        "GAN prior, high": gan_prototypes(generator, transform, classifier, 1, seed=seed),
+        "GAN prior, low": gan_prototypes(generator, transform, classifier, 0, seed=seed),
         "input optimization, high": input_optimization(classifier, 1, scale, meta["n_bins"], seed=seed),
         "input optimization, low": input_optimization(classifier, 0, scale, meta["n_bins"], seed=seed),
     }
     plot_prototypes(prototypes, marks, out / "prototypes")
     promoter = real[..., PROMOTER].mean(-1)  # [genes, marks]
     quantiles = torch.quantile(promoter, torch.linspace(0.05, 0.95, levels), dim=0).T  # [marks, levels]
-    grids, table = combinatorial_map(classifier, fake[:samples], quantiles.clamp_min(1e-3), marks, bootstrap, seed)
+    floor = transform(torch.zeros(1, len(marks), 1))[0, :, 0]
+    # backgrounds from both classes (generate() returns all "low" genes first)
+    background = fake[torch.randperm(len(fake), generator=torch.Generator().manual_seed(seed))[:samples]]
+    grids, table = combinatorial_map(classifier, background, quantiles, marks, bootstrap, seed, floor)
     plot_combinatorial(grids, quantiles, marks, out / "combinatorial_map")
     table.to_csv(out / "interactions.csv", index=False)
     levels_of = {name: values[..., PROMOTER].mean(dim=(0, 2)).tolist() for name, values in prototypes.items()}

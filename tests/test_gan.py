@@ -10,20 +10,49 @@ import pytest
 import torch
 
 from deepchrome.data import HistoneDataModule
-from gan.models import Discriminator, Generator
+from deepchrome.data.datamodule import SignalTransform
+from deepchrome.errors import DeepChromeError
+from gan.models import Discriminator, Generator, observe
 from gan.training import generate, load_gan
 from tests.cli import run_cli
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
+LOG1P = {"transform": {"kind": "log1p", "mean": None, "std": None}, "output": "counts"}
+
+
 def test_shapes_and_seeded_generation():
     generator = Generator(n_marks=5, n_bins=100, latent_dim=16, width=16).eval()
-    x, labels = generate(generator, 4, seed=3)
-    assert x.shape == (8, 5, 100) and (x >= 0).all() and labels.tolist() == [0] * 4 + [1] * 4
-    again, _ = generate(generator, 4, seed=3)
+    x, labels = generate(generator, LOG1P, 4, seed=3)
+    assert x.shape == (8, 5, 100) and labels.tolist() == [0] * 4 + [1] * 4
+    counts = torch.expm1(x)
+    assert torch.allclose(counts, counts.round(), atol=1e-4) and (counts >= 0).all()
+    again, _ = generate(generator, LOG1P, 4, seed=3)
     assert torch.equal(x, again)
+    expected, _ = generate(generator, LOG1P, 4, seed=3, output="continuous")
+    assert not torch.allclose(torch.expm1(expected), torch.expm1(expected).round(), atol=1e-4)
     assert Discriminator(5, 100, width=16)(x, torch.from_numpy(labels)).shape == (8,)
+
+
+def test_count_output_draws_counts_and_passes_gradients_straight_through():
+    torch.manual_seed(0)
+    rate = torch.tensor([[[0.0, 0.5, 3.0, 40.0]]], requires_grad=True)
+    x = observe(rate, SignalTransform("log1p"))
+    drawn = torch.expm1(x.detach())
+    assert torch.allclose(drawn, drawn.round(), atol=1e-4) and drawn[0, 0, 0] == 0  # Poisson(0) is 0
+    x.sum().backward()
+    # the gradient of log1p at the rate, whatever count was drawn
+    assert torch.allclose(rate.grad, 1 / (1 + rate.detach()))
+    many = observe(torch.full((20000, 1, 1), 3.0), SignalTransform("raw"))
+    assert abs(many.mean().item() - 3.0) < 0.05 and abs(many.var().item() - 3.0) < 0.15
+
+
+def test_old_gan_checkpoints_are_refused(tmp_path):
+    path = tmp_path / "old.ckpt"
+    torch.save({"deepchrome": {"kind": "gan", "marks": ["H3K4me3"]}, "state_dict": {}}, path)
+    with pytest.raises(DeepChromeError, match="older deepchrome GAN .format 1, this version reads 2.; retrain"):
+        load_gan(path)
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +70,43 @@ def trained(tmp_path_factory, simulated):
 
 def test_gan_fit_writes_metrics_and_checkpoints(trained):
     folder, _, result = trained
-    assert "HistoneGAN best epoch" in result.stdout
+    assert "HistoneGAN best epoch" in result.stdout and "targets met:" in result.stdout
     metrics = json.loads((folder / "gan" / "metrics.json").read_text())
-    quality = metrics["quality"]
-    for key in ("two_sample_auroc", "profile_correlation_min", "mark_correlation_distance",
-                "conditional_fidelity_auroc", "profile_correlation/high/H3K4me3"):  # fmt: skip
-        assert key in quality
-    assert 0.5 <= quality["two_sample_auroc"] <= 1
+    for quality in (metrics["quality"], metrics["test_quality"]):
+        for key in ("two_sample_auroc", "profile_correlation_min", "mark_correlation_distance",
+                    "conditional_fidelity_auroc", "profile_correlation/high/H3K4me3", "profile_correlation_gap_max",
+                    "two_sample_auroc_real", "profile_correlation_real/low/H3K27me3"):  # fmt: skip
+            assert key in quality
+    test = metrics["test_quality"]
+    assert 0.5 <= test["two_sample_auroc"] <= 1
+    # two real gene sets of one simulated cell are hard to tell apart
+    assert test["two_sample_auroc_real"] < 0.7
     # even a short run learns the class-conditional promoter H3K4me3 peak, and its "high" and
     # "low" samples are told apart by a classifier trained on real data better than chance
-    assert quality["profile_correlation/high/H3K4me3"] > 0.8
-    assert quality["conditional_fidelity_auroc"] > 0.65
+    assert test["profile_correlation/high/H3K4me3"] > 0.8
+    assert test["conditional_fidelity_auroc"] > 0.65
+    assert set(metrics["targets_met_on_test"]) == set(metrics["targets"])
     generator, meta = load_gan(folder / "gan" / "checkpoints" / "last.ckpt")
     assert meta["marks"] == ["H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3"]
+    assert meta["output"] == "counts" and meta["transform"]["kind"] == "log1p"
+
+
+def test_gan_refuses_signals_that_are_not_counts(tmp_path, simulated):
+    from deepchrome.data.release import read_release_csv, write_release_csv
+
+    for split in ("train", "valid", "test"):
+        part = read_release_csv(simulated / "S01" / "classification" / f"{split}.csv")
+        part.signals = part.signals.astype(np.float32) * 0.37
+        write_release_csv(part, tmp_path / "data" / "F01" / "classification" / f"{split}.csv")
+    args = ["gan", "fit", "--config", "configs/gan.yaml", "--data.root", str(tmp_path / "data"),
+            "--data.train_cells", "[F01]", "--trainer.max_epochs", "1", "--trainer.default_root_dir",
+            str(tmp_path / "run"), *QUIET]  # fmt: skip
+    refused = run_cli(*args, check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "training signals of F01 are not read counts (non-integer values, e.g. " in refused.stderr
+    assert "--model.output continuous" in refused.stderr
+    accepted = run_cli(*args, "--model.output", "continuous")
+    assert accepted.returncode == 0 and (tmp_path / "run" / "metrics.json").is_file()
 
 
 def test_sample_writes_a_release_every_model_reads(trained, tmp_path):
@@ -70,7 +123,7 @@ def test_sample_writes_a_release_every_model_reads(trained, tmp_path):
 def test_visualizations_recover_the_planted_pair(trained, simulated, tmp_path):
     folder, classifier, _ = trained
     run_cli("gan", "visualize", "--gan", str(folder / "gan" / "checkpoints" / "last.ckpt"), "--classifier", classifier,
-            "--root", str(simulated), "--cells", "S01", "--out", str(tmp_path), "--samples", "64",
+            "--root", str(simulated), "--cells", "S01", "--out", str(tmp_path), "--samples", "512",
             "--bootstrap", "10")  # fmt: skip
     summary = json.loads((tmp_path / "visualize.json").read_text())
     top = summary["interactions"][0]

@@ -67,6 +67,12 @@ class SignalTransform:
             x = (x - self.mean[:, None]) / self.std[:, None]
         return x
 
+    def to(self, device: torch.device | str) -> SignalTransform:
+        """Move the fitted statistics to ``device`` (in place); returns self."""
+        if self.mean is not None:
+            self.mean, self.std = self.mean.to(device), self.std.to(device)
+        return self
+
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         """Map model-space signals [batch, marks, bins] back to counts."""
         if self.needs_fit:
