@@ -76,8 +76,9 @@ def _run_lightning(argv: list[str] | None, gan: bool = False) -> None:
 
                 summary = write_gan_metrics(self.trainer, self.model, Path(self.trainer.log_dir))
                 if self.trainer.is_global_zero:
-                    quality = {k: round(v, 3) for k, v in summary["quality"].items() if "/" not in k}
-                    print(f"HistoneGAN best epoch {summary['best_epoch']}: {quality}")
+                    quality = {k: round(v, 3) for k, v in summary["test_quality"].items() if "/" not in k}
+                    print(f"HistoneGAN best epoch {summary['best_epoch']}, test split: {quality}")
+                    print(f"targets met: {summary['targets_met_on_test']}")
                     print(f"metrics: {summary['metrics_path']}")
                 return
             summary = evaluate_best(self.trainer, self.model, self.datamodule)
@@ -353,7 +354,7 @@ def _gan(argv: list[str]) -> None:
     visualize.add_argument("--root", required=True, help="real data (release root) for the real profiles")
     visualize.add_argument("--cells", nargs="+", required=True)
     visualize.add_argument("--out", required=True)
-    visualize.add_argument("--samples", type=int, default=256, help="GAN genes per grid cell (default 256)")
+    visualize.add_argument("--samples", type=int, default=512, help="GAN genes per grid cell (default 512)")
     visualize.add_argument("--bootstrap", type=int, default=50, help="resamples for the interaction uncertainty")
     visualize.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -384,12 +385,13 @@ def _report(argv: list[str]) -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--work", default="runs/report", help="cache of trained runs")
     parser.add_argument("--models", nargs="*", help=f"subset of: {'; '.join(MODELS)}")
+    parser.add_argument("--gan-minutes", type=int, default=4, help="training time of each cell's GAN (default 4)")
     parser.add_argument("--fast", action="store_true", help="tiny settings, for testing the pipeline")
     args = parser.parse_args(argv)
     from deepchrome.report import run_report
 
     path = run_report(args.out, root=args.root, cells=args.cells, seeds=args.seeds, work=args.work, fast=args.fast,
-                      models=args.models)  # fmt: skip
+                      models=args.models, gan_minutes=args.gan_minutes)  # fmt: skip
     print(f"report: {path}")
 
 

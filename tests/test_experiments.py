@@ -118,8 +118,11 @@ def test_report_runs_end_to_end_on_a_tiny_simulated_set(simulated, tmp_path):
     for heading in ("## Classifiers on real data", "## Cross-cell experiments", "## GAN", "## Attributions",
                     "## Published numbers"):  # fmt: skip
         assert heading in text
-    assert "The 12-parameter linear model (max)" in text and "minutes**" in text
+    assert "The 12-parameter linear model (max)" in text and "from an empty work folder, took **" in text
     assert (tmp_path / "report" / "gan" / "combinatorial_map.png").is_file()
+    gan = pd.read_csv(tmp_path / "report" / "gan_quality.csv")  # one GAN per cell, judged on its test split
+    assert list(gan.cell) == ["S01", "S02"] and gan["two-sample AUROC"].between(0.5, 1).all()
+    assert (gan["(real)"] < gan["two-sample AUROC"]).all()
     assert (tmp_path / "report" / "attributions" / "S01_marks.png").is_file()
     table = pd.read_csv(tmp_path / "report" / "classifiers_real.csv")
     assert set(table.model) == {"CNN, paper settings", "linear (max)"} and set(table.cell) == {"S01", "S02"}
