@@ -65,7 +65,7 @@ def load_experiment_config(path: str | os.PathLike) -> dict:
         For unknown families, selections or cells, thresholds outside [-1, 1], missing files.
     """
     from deepchrome.data.release import list_cells
-    from deepchrome.sweep import check_path, set_path
+    from deepchrome.sweep import load_with_overrides
 
     path = Path(path)
     if not path.is_file():
@@ -80,10 +80,7 @@ def load_experiment_config(path: str | os.PathLike) -> dict:
         model_file = (path.parent / model_path).resolve()
         if not model_file.is_file():
             raise DeepChromeError(f"{path}: model {name}: config {model_file} not found")
-        config = yaml.safe_load(model_file.read_text())
-        for dotted, value in (raw.get("overrides") or {}).items():
-            check_path(config, dotted, f"{path}: overrides")
-            set_path(config, dotted, value)
+        config = load_with_overrides(model_file, raw.get("overrides"), f"{path}: overrides")
         config.setdefault("data", {})["root"] = str(root)
         models[name] = config
     families = raw.get("families") or list(FAMILIES)

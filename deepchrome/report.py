@@ -51,17 +51,13 @@ PUBLISHED = [
 
 
 def _fit(config: Path, root: Path, cell: str, run_dir: Path, seed: int, overrides: dict, fast: dict) -> dict:
-    from deepchrome.sweep import check_path, run_training, set_path
+    from deepchrome.sweep import load_with_overrides, run_training
 
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         return json.loads(metrics_path.read_text())
-    settings = yaml.safe_load(config.read_text())
-    for dotted, value in {**overrides, **fast, "seed_everything": seed, "data.root": str(root),
-                          "data.train_cells": [cell], "data.seed": seed}.items():  # fmt: skip
-        if "." in dotted:
-            check_path(settings, dotted, str(config))
-        set_path(settings, dotted, value)
+    settings = load_with_overrides(config, {**overrides, **fast, "seed_everything": seed, "data.root": str(root),
+                                            "data.train_cells": [cell], "data.seed": seed}, str(config))  # fmt: skip
     start = time.perf_counter()
     metrics = run_training(settings, run_dir)
     metrics["seconds"] = time.perf_counter() - start
@@ -217,9 +213,9 @@ def run_report(
 
     # GAN: one per real cell, trained for gan_minutes, judged on the test split
     gan_rows, gan_metrics = [], {}
+    cnn_checkpoints = {cell: _best_checkpoint(work / "real" / "CNN_paper_settings" / f"{cell}-seed0") for cell in cells}
     for cell in cells:
         gan_dir = work / "gan" / cell
-        classifier = _best_checkpoint(work / "real" / "CNN_paper_settings" / f"{cell}-seed0")
         if not (gan_dir / "metrics.json").is_file():
             from deepchrome.cli import main as deepchrome
 
@@ -228,7 +224,7 @@ def run_report(
             try:
                 deepchrome([
                     "gan", "fit", "--config", str(REPO / "configs/gan.yaml"), "--data.root", str(root),
-                    "--data.train_cells", f"[{cell}]", "--model.classifier_checkpoint", classifier, *length,
+                    "--data.train_cells", f"[{cell}]", "--model.classifier_checkpoint", cnn_checkpoints[cell], *length,
                     "--trainer.default_root_dir", str(gan_dir), "--trainer.enable_progress_bar", "false",
                     "--trainer.enable_model_summary", "false",
                 ])  # fmt: skip
@@ -242,7 +238,7 @@ def run_report(
     from gan.visualize import visualize
 
     best_gan = gan_metrics[cells[0]]["best_checkpoint"] or str(work / "gan" / cells[0] / "checkpoints" / "last.ckpt")
-    cnn_checkpoint = _best_checkpoint(work / "real" / "CNN_paper_settings" / f"{cells[0]}-seed0")
+    cnn_checkpoint = cnn_checkpoints[cells[0]]
     gan_summary = visualize(best_gan, cnn_checkpoint, root, [cells[0]], out / "gan",
                             samples=32 if fast else 512, bootstrap=5 if fast else 50)  # fmt: skip
     progress.update(1)

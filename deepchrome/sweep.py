@@ -70,10 +70,7 @@ def load_sweep_config(path: str | os.PathLike) -> dict:
     base_path = (path.parent / sweep["base_config"]).resolve()
     if not base_path.is_file():
         raise DeepChromeError(f"{path}: base_config {base_path} not found")
-    base = yaml.safe_load(base_path.read_text())
-    for dotted, value in (sweep.get("overrides") or {}).items():
-        check_path(base, dotted, f"{path}: overrides")
-        set_path(base, dotted, value)
+    base = load_with_overrides(base_path, sweep.get("overrides"), f"{path}: overrides")
     space = sweep["search_space"] or {}
     if not space:
         raise DeepChromeError(f"{path}: search_space is empty")
@@ -112,6 +109,16 @@ SECTIONS = {
     "data": "deepchrome.data.datamodule.HistoneDataModule",
     "model": "deepchrome.training.ExpressionClassifier",
 }
+
+
+def load_with_overrides(config_path: Path, overrides: dict | None, where: str) -> dict:
+    """A training config (LightningCLI YAML) with dotted ``overrides`` applied, each checked by
+    :func:`check_path` first (errors name ``where``)."""
+    config = yaml.safe_load(Path(config_path).read_text())
+    for dotted, value in (overrides or {}).items():
+        check_path(config, dotted, where)
+        set_path(config, dotted, value)
+    return config
 
 
 def check_path(config: dict, dotted: str, where: str) -> None:

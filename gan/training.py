@@ -153,7 +153,9 @@ class HistoneGAN(pl.LightningModule):
     def _cells(self, index: torch.Tensor) -> torch.Tensor | None:
         if self.n_cells == 1:
             return None
-        return torch.as_tensor(self.trainer.datamodule.data["train"].cell_index, device=index.device)[index]
+        # index the numpy array: converting the whole stage's cell_index every step is wasted work
+        cell_index = self.trainer.datamodule.data["train"].cell_index
+        return torch.as_tensor(cell_index[index.cpu().numpy()], device=index.device)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y, _ = batch
@@ -216,7 +218,7 @@ class HistoneGAN(pl.LightningModule):
             "width": self.hparams.width,
             "n_cells": self.n_cells,
             "output": self.hparams.output,
-            "transform": self.transform.to("cpu").state_dict() if self.transform is not None else None,
+            "transform": self.transform.state_dict() if self.transform is not None else None,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
