@@ -12,10 +12,18 @@ module's transform, so generated signals sit on the same lattice as real ones (l
 about a third exact zeros). A generator that emits continuous log1p values is told apart from real
 data by that alone (E003: two-sample AUROC 0.88-0.98 with continuous output, 0.68-0.72 with counts).
 The draw is not differentiable; gradients pass straight through to the rate (Bengio et al. 2013).
+
+Neighbouring bins of the release share reads: the noise of adjacent bins is positively correlated,
+and Var(c_i - c_i+1) falls below the mean of c_i + c_i+1, which independent Poisson bins can never
+do. Generated bins drawn independently were rougher than real ones (mean |step| between adjacent
+log1p bins 0.50 vs 0.44 on E003; that feature alone told them apart with AUROC 0.94). ``overlap``
+draws a fraction of each bin's reads on the boundaries with its neighbours, counted in both
+(:func:`estimate_bin_overlap` measures it on real counts: about 0.6 on E003 and E123).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -23,20 +31,59 @@ from torch.nn.utils.parametrizations import spectral_norm
 OUTPUTS = ("counts", "continuous")
 
 
-def observe(rate: torch.Tensor, transform, output: str = "counts") -> torch.Tensor:
+def draw_counts(rate: torch.Tensor, overlap: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read counts [batch, marks, bins] drawn at ``rate``, and their expectation (same shape).
+
+    A fraction ``overlap`` of each bin's reads lies on its two boundaries (half on each) and counts
+    in both bins there: bin i gets Poisson((1 - overlap) rate_i) private reads plus the reads of its
+    boundaries, Poisson(overlap (rate_i + rate_i+1) / 4) each (the outer edges count once). Each bin
+    keeps its variance, adjacent bins correlate by about ``overlap / 2``; ``overlap = 0`` is
+    independent Poisson bins. The expectation is ``rate`` smoothed by [overlap/4, 1 - overlap/2, overlap/4].
+    """
+    if not 0 <= overlap <= 1:
+        raise ValueError(f"overlap must be in [0, 1], got {overlap}")
+    if overlap == 0:
+        with torch.no_grad():
+            return torch.poisson(rate), rate
+    inner = overlap * (rate[..., :-1] + rate[..., 1:]) / 4
+    boundary = torch.cat([overlap * rate[..., :1] / 2, inner, overlap * rate[..., -1:] / 2], dim=-1)
+    expected = (1 - overlap) * rate + boundary[..., :-1] + boundary[..., 1:]
+    with torch.no_grad():
+        shared = torch.poisson(boundary)
+        counts = torch.poisson((1 - overlap) * rate) + shared[..., :-1] + shared[..., 1:]
+    return counts, expected
+
+
+def estimate_bin_overlap(counts: np.ndarray) -> np.ndarray:
+    """Per mark, the fraction of reads shared between adjacent bins in counts [genes, marks, bins].
+
+    Reads shared across one boundary add covariance at lag 1 only; the rates' own covariance decays
+    smoothly with lag, so the second difference of the autocovariance, C1 - 2 C2 + C3, keeps the
+    shared part (overlap x mean / 2). Marks whose rates vary sharply from bin to bin (a narrow
+    promoter peak) overestimate it; flat marks give the cleanest reading.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    residual = counts - counts.mean(-1, keepdims=True)
+    cov = [(residual[..., lag:] * residual[..., :-lag]).mean((0, 2)) for lag in (1, 2, 3)]
+    return 2 * (cov[0] - 2 * cov[1] + cov[2]) / np.maximum(counts.mean((0, 2)), 1e-12)
+
+
+def observe(rate: torch.Tensor, transform, output: str = "counts", overlap: float = 0.0) -> torch.Tensor:
     """Model-space signals [batch, marks, bins] from generated rates [batch, marks, bins] (counts).
 
-    ``output="counts"`` draws Poisson counts (straight-through gradient to the rate);
+    ``output="counts"`` draws read counts (:func:`draw_counts` with ``overlap``; straight-through
+    gradient to their expectation);
     ``"continuous"`` uses the rate itself (for signals that are not read counts, and for expected
     profiles). ``transform`` is the data module's :class:`~deepchrome.data.SignalTransform`.
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    expected = transform(rate)
     if output == "continuous":
-        return expected
+        return transform(rate)
+    counts, mean = draw_counts(rate, overlap)
+    expected = transform(mean)
     with torch.no_grad():
-        drawn = transform(torch.poisson(rate))
+        drawn = transform(counts)
     return expected + (drawn - expected).detach()
 
 

@@ -61,6 +61,9 @@ class HistoneGAN(pl.LightningModule):
         high vs low signals (conditional fidelity) is logged too.
     quality_samples
         Generated genes per evaluation for the quality numbers (default: as many as real).
+    bin_overlap
+        With ``output="counts"``: the fraction of a bin's reads that also count in a neighbouring
+        bin (:func:`gan.models.draw_counts`; measure it with :func:`gan.models.estimate_bin_overlap`).
     """
 
     def __init__(
@@ -75,10 +78,13 @@ class HistoneGAN(pl.LightningModule):
         condition_on_cell: bool = False,
         classifier_checkpoint: str | None = None,
         quality_samples: int | None = None,
+        bin_overlap: float = 0.0,
     ) -> None:
         super().__init__()
         if output not in OUTPUTS:
             raise DeepChromeError(f"model.output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if not 0 <= bin_overlap <= 1:
+            raise DeepChromeError(f"model.bin_overlap must be in [0, 1], got {bin_overlap}")
         if not 0 <= ema_decay < 1:
             raise DeepChromeError(f"model.ema_decay must be in [0, 1), got {ema_decay}")
         self.save_hyperparameters()
@@ -124,7 +130,7 @@ class HistoneGAN(pl.LightningModule):
         net = self.generator_ema.module if average else self.generator
         z = torch.randn(len(labels), self.hparams.latent_dim, generator=generator).to(self.device)
         rate = net(z, labels.to(self.device), None if cells is None else cells.to(self.device))
-        return observe(rate, self.transform.to(self.device), self.hparams.output)
+        return observe(rate, self.transform.to(self.device), self.hparams.output, self.hparams.bin_overlap)
 
     def training_step(self, batch, batch_idx: int) -> None:
         x, y, index = batch
@@ -218,6 +224,7 @@ class HistoneGAN(pl.LightningModule):
             "width": self.hparams.width,
             "n_cells": self.n_cells,
             "output": self.hparams.output,
+            "bin_overlap": self.hparams.bin_overlap,
             "transform": self.transform.state_dict() if self.transform is not None else None,
         }
 
@@ -356,4 +363,6 @@ def generate(generator: Generator, meta: dict, n_per_class: int, seed: int = 0, 
         torch.manual_seed(seed)  # per-bin noise and count draws use the global generator
         z = torch.randn(len(labels), generator.latent_dim)
         rate = generator(z, labels, cells)
-        return observe(rate, gan_transform(meta), output or meta.get("output", "counts")), labels.numpy()
+        output = output or meta.get("output", "counts")
+        signals = observe(rate, gan_transform(meta), output, meta.get("bin_overlap", 0.0))
+        return signals, labels.numpy()

@@ -12,7 +12,7 @@ import torch
 from deepchrome.data import HistoneDataModule
 from deepchrome.data.datamodule import SignalTransform
 from deepchrome.errors import DeepChromeError
-from gan.models import Discriminator, Generator, observe
+from gan.models import Discriminator, Generator, draw_counts, estimate_bin_overlap, observe
 from gan.training import generate, load_gan
 from tests.cli import run_cli
 
@@ -46,6 +46,38 @@ def test_count_output_draws_counts_and_passes_gradients_straight_through():
     assert torch.allclose(rate.grad, 1 / (1 + rate.detach()))
     many = observe(torch.full((20000, 1, 1), 3.0), SignalTransform("raw"))
     assert abs(many.mean().item() - 3.0) < 0.05 and abs(many.var().item() - 3.0) < 0.15
+
+
+def test_overlapping_bins_share_reads_like_the_release():
+    torch.manual_seed(0)
+    counts, expected = draw_counts(torch.full((40000, 1, 6), 4.0), overlap=0.6)
+    assert torch.equal(counts, counts.round()) and torch.allclose(expected, torch.full_like(expected, 4.0))
+    inner = counts[..., 1:5].squeeze(1)
+    assert torch.allclose(inner.mean(0), torch.tensor(4.0), atol=0.05)
+    assert torch.allclose(inner.var(0), torch.tensor(4.0), atol=0.15)  # each bin keeps Poisson variance
+    lag1 = torch.corrcoef(torch.stack([inner[:, 1], inner[:, 2]]))[0, 1]
+    lag2 = torch.corrcoef(torch.stack([inner[:, 0], inner[:, 2]]))[0, 1]
+    assert abs(lag1 - 0.3) < 0.02 and abs(lag2) < 0.02  # shared reads span one boundary only
+    # adjacent differences below Poisson: what independent bins cannot produce
+    ratio = (inner[:, 1] - inner[:, 2]).var() / (inner[:, 1] + inner[:, 2]).mean()
+    assert abs(ratio - 0.7) < 0.03
+    # the straight-through gradient follows the smoothed expectation [0.15, 0.7, 0.15]
+    rate = torch.tensor([[[1.0, 2.0, 3.0]]], requires_grad=True)
+    observe(rate, SignalTransform("raw"), overlap=0.6)[0, 0, 1].backward()
+    assert torch.allclose(rate.grad, torch.tensor([[[0.15, 0.7, 0.15]]]))
+    with pytest.raises(ValueError, match="overlap must be in"):
+        draw_counts(rate, overlap=1.5)
+
+
+def test_estimated_bin_overlap_recovers_the_drawn_one():
+    torch.manual_seed(1)
+    # smooth gene-to-gene and along-bin rate variation, as in a broad mark
+    level = torch.rand(3000, 2, 1) * 6 + 1
+    rate = level * (1 + 0.5 * torch.sin(torch.linspace(0, 3, 100)))
+    shared, _ = draw_counts(rate, overlap=0.6)
+    independent, _ = draw_counts(rate, overlap=0.0)
+    assert np.allclose(estimate_bin_overlap(shared.numpy()), 0.6, atol=0.06)
+    assert np.allclose(estimate_bin_overlap(independent.numpy()), 0.0, atol=0.06)
 
 
 def test_old_gan_checkpoints_are_refused(tmp_path):
