@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from deepchrome.cli import main as deepchrome
+from gan.training import fit_gan
 
 REPO = Path(__file__).resolve().parents[1]
 ROADMAP = REPO.parent / "shared" / "data" / "roadmap"
@@ -37,13 +38,7 @@ def bench_cell(cell: str, minutes: int, tmp: str) -> dict:
     run(["fit", "--config", str(REPO / "configs/deepchrome.yaml"), "--data.root", str(ROADMAP),
          "--data.train_cells", f"[{cell}]", "--trainer.default_root_dir", f"{tmp}/{cell}/cnn", *QUIET])  # fmt: skip
     classifier = json.loads(Path(f"{tmp}/{cell}/cnn/metrics.json").read_text())["best_checkpoint"]
-    run([
-        "gan", "fit", "--config", str(REPO / "configs/gan.yaml"), "--data.root", str(ROADMAP),
-        "--data.train_cells", f"[{cell}]", "--model.classifier_checkpoint", classifier,
-        "--trainer.max_epochs", "100000", "--trainer.max_time", f"00:00:{minutes:02d}:00",
-        "--trainer.default_root_dir", f"{tmp}/{cell}/gan", *QUIET,
-    ])  # fmt: skip
-    return json.loads(Path(f"{tmp}/{cell}/gan/metrics.json").read_text())
+    return fit_gan(ROADMAP, cell, f"{tmp}/{cell}/gan", classifier, minutes=minutes)
 
 
 def main() -> None:

@@ -216,22 +216,14 @@ def run_report(
     cnn_checkpoints = {cell: _best_checkpoint(work / "real" / "CNN_paper_settings" / f"{cell}-seed0") for cell in cells}
     for cell in cells:
         gan_dir = work / "gan" / cell
-        if not (gan_dir / "metrics.json").is_file():
-            from deepchrome.cli import main as deepchrome
+        if (gan_dir / "metrics.json").is_file():
+            metrics = json.loads((gan_dir / "metrics.json").read_text())
+        else:
+            from gan.training import fit_gan
 
-            length = ["--trainer.max_epochs", "2"] if fast else [
-                "--trainer.max_epochs", "100000", "--trainer.max_time", f"00:00:{gan_minutes:02d}:00"]  # fmt: skip
-            try:
-                deepchrome([
-                    "gan", "fit", "--config", str(REPO / "configs/gan.yaml"), "--data.root", str(root),
-                    "--data.train_cells", f"[{cell}]", "--model.classifier_checkpoint", cnn_checkpoints[cell], *length,
-                    "--trainer.default_root_dir", str(gan_dir), "--trainer.enable_progress_bar", "false",
-                    "--trainer.enable_model_summary", "false",
-                ])  # fmt: skip
-            except SystemExit as exit_:
-                if exit_.code:
-                    raise
-        gan_metrics[cell] = metrics = json.loads((gan_dir / "metrics.json").read_text())
+            metrics = fit_gan(root, cell, gan_dir, cnn_checkpoints[cell], minutes=None if fast else gan_minutes,
+                              max_epochs=2 if fast else None)  # fmt: skip
+        gan_metrics[cell] = metrics
         gan_rows.append(_gan_row(cell, metrics))
     gan_table = pd.DataFrame(gan_rows)
     gan_table.to_csv(out / "gan_quality.csv", index=False)

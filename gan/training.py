@@ -350,6 +350,32 @@ def write_gan_metrics(trainer: pl.Trainer, model: HistoneGAN, run_dir: Path) -> 
     return summary
 
 
+def fit_gan(root, cell: str, run_dir, classifier_checkpoint: str | None = None, minutes: int | None = None,
+            max_epochs: int | None = None) -> dict:  # fmt: skip
+    """Train ``configs/gan.yaml`` on one cell through ``deepchrome gan fit`` (in process); its metrics.json.
+
+    ``minutes`` bounds the training time (epochs unbounded), else ``max_epochs`` (else the config's).
+    """
+    from deepchrome.cli import main as deepchrome
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "gan.yaml"
+    if minutes is not None:
+        length = ["--trainer.max_epochs", "100000", "--trainer.max_time", f"00:00:{minutes:02d}:00"]
+    else:
+        length = [] if max_epochs is None else ["--trainer.max_epochs", str(max_epochs)]
+    classifier = [] if classifier_checkpoint is None else ["--model.classifier_checkpoint", str(classifier_checkpoint)]
+    try:
+        deepchrome([
+            "gan", "fit", "--config", str(config), "--data.root", str(root), "--data.train_cells", f"[{cell}]",
+            *classifier, *length, "--trainer.default_root_dir", str(run_dir),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        ])  # fmt: skip
+    except SystemExit as exit_:
+        if exit_.code:
+            raise
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
 def generate(generator: Generator, meta: dict, n_per_class: int, seed: int = 0, cell: int | None = None,
              output: str | None = None) -> tuple[torch.Tensor, np.ndarray]:  # fmt: skip
     """``n_per_class`` generated genes of each class: signals [2n, marks, bins] (model space), labels [2n].
