@@ -67,7 +67,8 @@ def main() -> None:
             verdict = {True: "PASS", False: "FAIL"}.get(met.get(key), "")
             print(f"{name:<44}{q[key]:>8.3f}{real}  {target:<18}{verdict}")
         floor = min(v for k, v in q.items() if k.startswith("profile_correlation_real/"))
-        print(f"(two real gene sets of {cell}: lowest class x mark profile correlation {floor:.3f})")
+        print(f"(two real gene sets of {cell}: lowest class x mark profile correlation {floor:.3f}; "
+              f"{q['real_genes']} real test genes against {q['generated_genes']} generated ones)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -110,6 +110,10 @@ def test_gan_fit_writes_metrics_and_checkpoints(trained):
                     "two_sample_auroc_real", "profile_correlation_real/low/H3K27me3"):  # fmt: skip
             assert key in quality
     test = metrics["test_quality"]
+    # validation scores as many generated genes as real ones; the final test estimates the
+    # generator's mean profiles from 10,000
+    assert metrics["quality"]["generated_genes"] == metrics["quality"]["real_genes"]
+    assert test["generated_genes"] == 10_000 > test["real_genes"]
     assert 0.5 <= test["two_sample_auroc"] <= 1
     # two real gene sets of one simulated cell are hard to tell apart
     assert test["two_sample_auroc_real"] < 0.7
