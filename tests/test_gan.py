@@ -83,7 +83,7 @@ def test_estimated_bin_overlap_recovers_the_drawn_one():
 def test_old_gan_checkpoints_are_refused(tmp_path):
     path = tmp_path / "old.ckpt"
     torch.save({"deepchrome": {"kind": "gan", "marks": ["H3K4me3"]}, "state_dict": {}}, path)
-    with pytest.raises(DeepChromeError, match="older deepchrome GAN .format 1, this version reads 2.; retrain"):
+    with pytest.raises(DeepChromeError, match="older deepchrome GAN .format 1, this version reads 3.; retrain"):
         load_gan(path)
 
 
