@@ -17,20 +17,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from deepchrome.cli import main as deepchrome
+from deepchrome.cli import run
 from gan.training import fit_gan
 
 REPO = Path(__file__).resolve().parents[1]
 ROADMAP = REPO.parent / "shared" / "data" / "roadmap"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-def run(args: list[str]) -> None:
-    try:
-        deepchrome(args)
-    except SystemExit as exit_:
-        if exit_.code:
-            raise
 
 
 def bench_cell(cell: str, minutes: int, tmp: str) -> dict:

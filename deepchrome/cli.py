@@ -439,5 +439,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
+def run(argv: list[str]) -> None:
+    """Run one ``deepchrome`` command in this process, as the console script would.
+
+    LightningCLI ends some commands with ``SystemExit(0)``; only a failing exit is raised.
+    """
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        if exit_.code:
+            raise
+
+
 if __name__ == "__main__":
     main()

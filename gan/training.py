@@ -381,7 +381,7 @@ def fit_gan(root, cell: str, run_dir, classifier_checkpoint: str | None = None, 
 
     ``minutes`` bounds the training time (epochs unbounded), else ``max_epochs`` (else the config's).
     """
-    from deepchrome.cli import main as deepchrome
+    from deepchrome.cli import run
 
     config = Path(__file__).resolve().parents[1] / "configs" / "gan.yaml"
     if minutes is not None:
@@ -389,15 +389,11 @@ def fit_gan(root, cell: str, run_dir, classifier_checkpoint: str | None = None, 
     else:
         length = [] if max_epochs is None else ["--trainer.max_epochs", str(max_epochs)]
     classifier = [] if classifier_checkpoint is None else ["--model.classifier_checkpoint", str(classifier_checkpoint)]
-    try:
-        deepchrome([
-            "gan", "fit", "--config", str(config), "--data.root", str(root), "--data.train_cells", f"[{cell}]",
-            *classifier, *length, "--trainer.default_root_dir", str(run_dir),
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-        ])  # fmt: skip
-    except SystemExit as exit_:
-        if exit_.code:
-            raise
+    run([
+        "gan", "fit", "--config", str(config), "--data.root", str(root), "--data.train_cells", f"[{cell}]",
+        *classifier, *length, "--trainer.default_root_dir", str(run_dir),
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+    ])  # fmt: skip
     return json.loads((Path(run_dir) / "metrics.json").read_text())
 
 

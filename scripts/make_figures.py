@@ -21,19 +21,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def train(config: str, root: Path, cell: str, run_dir: Path, force: bool) -> dict:
-    from deepchrome.cli import main as deepchrome
+    from deepchrome.cli import run
 
     metrics = run_dir / "metrics.json"
     if force or not metrics.is_file():
-        try:
-            deepchrome([
-                "fit", "--config", str(REPO / "configs" / f"{config}.yaml"), "--data.root", str(root),
-                "--data.train_cells", f"[{cell}]", "--trainer.default_root_dir", str(run_dir),
-                "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-            ])  # fmt: skip
-        except SystemExit as exit_:
-            if exit_.code:
-                raise
+        run([
+            "fit", "--config", str(REPO / "configs" / f"{config}.yaml"), "--data.root", str(root),
+            "--data.train_cells", f"[{cell}]", "--trainer.default_root_dir", str(run_dir),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        ])  # fmt: skip
     return json.loads(metrics.read_text())
 
 
