@@ -1,8 +1,9 @@
 """The GAN on one real cell's training split (../shared/data/roadmap) for at most 5 minutes on 2 cores,
 against the quality targets, judged on the held-out test split (the checkpoint is chosen on the
 validation split): two-sample AUROC <= 0.75, real-vs-generated mean profile correlation >= 0.9 per
-class x mark (and its noise-aware reading: within 0.1 of min(0.9, what two real gene sets reach)),
-conditional fidelity AUROC >= 0.9 (a CNN trained on the same cell's real data).
+class x mark whose real profile is measured, corrected for the real genes' sampling noise, and no
+profile more than 0.1 below min(0.9, what two real gene sets reach); conditional fidelity AUROC
+>= 0.9 (a CNN trained on the same cell's real data). The raw profile correlation is printed too.
 
 Baselines measured in the same run: the same numbers for real training genes in place of generated
 ones (what a perfect generator of this cell's genes would score).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -33,6 +35,12 @@ def bench_cell(cell: str, minutes: int, tmp: str) -> dict:
     return fit_gan(ROADMAP, cell, f"{tmp}/{cell}/gan", classifier, minutes=minutes)
 
 
+def lowest(quality: dict, prefix: str) -> float:
+    """The lowest non-NaN value among ``quality``'s keys starting with ``prefix`` (NaN if none)."""
+    values = [v for k, v in quality.items() if k.startswith(prefix) and not math.isnan(v)]
+    return min(values) if values else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", nargs="+", default=["E003", "E123"])
@@ -47,20 +55,21 @@ def main() -> None:
               f"best epoch {metrics['best_epoch']} (validation); test split:")  # fmt: skip
         print(f"{'':<44}{'GAN':>8}{'real':>8}  target")
         rows = [
-            ("two-sample AUROC (vs held-out real)", "two_sample_auroc", "two_sample_auroc_real"),
-            ("min profile correlation (class x mark)", "profile_correlation_min", None),
+            ("two-sample AUROC (vs held-out real)", "two_sample_auroc", q["two_sample_auroc_real"]),
+            ("min profile correlation, raw", "profile_correlation_min", lowest(q, "profile_correlation_real/")),
+            (f"min corrected profile r ({q['profiles_measured']} measured)", "profile_correlation_corrected_min",
+             lowest(q, "profile_correlation_corrected_real/")),
             ("max shortfall below min(0.9, real-vs-real)", "profile_correlation_gap_max", None),
-            ("conditional fidelity AUROC", "conditional_fidelity_auroc", "conditional_fidelity_auroc_real"),
-            ("mark x mark correlation distance", "mark_correlation_distance", "mark_correlation_distance_real"),
-        ]
-        for name, key, real_key in rows:
-            real = f"{q[real_key]:>8.3f}" if real_key else f"{'':>8}"
-            target = metrics["targets"].get(key, "(lower is better)")
+            ("conditional fidelity AUROC", "conditional_fidelity_auroc", q["conditional_fidelity_auroc_real"]),
+            ("mark x mark correlation distance", "mark_correlation_distance", q["mark_correlation_distance_real"]),
+        ]  # fmt: skip
+        for name, key, real_value in rows:
+            real = f"{real_value:>8.3f}" if real_value is not None else f"{'':>8}"
+            target = metrics["targets"].get(key, "(lower is better)" if "distance" in key else "")
             verdict = {True: "PASS", False: "FAIL"}.get(met.get(key), "")
             print(f"{name:<44}{q[key]:>8.3f}{real}  {target:<18}{verdict}")
-        floor = min(v for k, v in q.items() if k.startswith("profile_correlation_real/"))
-        print(f"(two real gene sets of {cell}: lowest class x mark profile correlation {floor:.3f}; "
-              f"{q['real_genes']} real test genes against {q['generated_genes']} generated ones)")  # fmt: skip
+        print(f"(real: a training-split sample in place of generated genes; {q['real_genes']} real test "
+              f"genes against {q['generated_genes']} generated ones)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ from deepchrome.data import HistoneDataModule
 from deepchrome.data.datamodule import SignalTransform
 from deepchrome.errors import DeepChromeError
 from gan.models import Discriminator, Generator, draw_counts, estimate_bin_overlap, observe
+from gan.quality import (
+    RELIABILITY_MIN,
+    corrected_profile_correlations,
+    profile_correlations,
+    profile_reliability,
+    quality_report,
+)
 from gan.training import generate, load_gan
 from tests.cli import run_cli
 
@@ -80,6 +87,50 @@ def test_estimated_bin_overlap_recovers_the_drawn_one():
     assert np.allclose(estimate_bin_overlap(independent.numpy()), 0.0, atol=0.06)
 
 
+def _genes(profile: torch.Tensor, n: int, noise: float, seed: int) -> torch.Tensor:
+    """``n`` genes [n, 1, bins]: ``profile`` plus a per-gene level and independent per-bin noise."""
+    generator = torch.Generator().manual_seed(seed)
+    level = torch.randn(n, 1, 1, generator=generator)
+    return profile + level + noise * torch.randn(n, 1, len(profile), generator=generator)
+
+
+def test_profile_reliability_separates_a_measured_profile_from_noise():
+    peak = 2 * torch.exp(-0.5 * ((torch.arange(100.0) - 50) / 5) ** 2)
+    # 100 genes: the mean profile's noise has sd 1 / sqrt(100) = 0.1 per bin
+    assert profile_reliability(_genes(peak, 100, noise=1.0, seed=0)).item() > 0.9
+    assert abs(profile_reliability(_genes(torch.zeros(100), 100, noise=1.0, seed=0)).item()) < 0.2
+    # the per-gene level shifts whole profiles, not their shape: no effect on reliability
+    assert profile_reliability(_genes(peak, 100, noise=1e-3, seed=0)).item() > 0.999
+
+
+def test_corrected_profile_correlation_removes_the_real_genes_sampling_noise():
+    bins = torch.arange(100.0)
+    shape = torch.exp(-0.5 * ((bins - 50) / 10) ** 2) * 0.6
+    # 100 real genes per class with noisy bins; a "perfect generator" with 5,000 genes of the same
+    # population; a wrong one whose peak sits 15 bins off
+    real = torch.cat([_genes(shape, 100, 1.0, seed=0), _genes(torch.zeros(100), 100, 1.0, seed=1)])
+    labels = torch.tensor([1] * 100 + [0] * 100)
+    fake_labels = torch.tensor([1] * 5000 + [0] * 5000)
+    flat = _genes(torch.zeros(100), 5000, 1.0, seed=3)
+    perfect = torch.cat([_genes(shape, 5000, 1.0, seed=2), flat])
+    shifted = torch.cat([_genes(shape.roll(15), 5000, 1.0, seed=2), flat])
+    raw = profile_correlations(real, labels, perfect, fake_labels, ["M"])
+    good = corrected_profile_correlations(real, labels, perfect, fake_labels, ["M"])
+    bad = corrected_profile_correlations(real, labels, shifted, fake_labels, ["M"])
+    reliability = good["profile_reliability/high/M"]
+    assert RELIABILITY_MIN <= reliability < 0.95  # measured, but noisy enough to attenuate
+    assert raw["high/M"] < 0.9  # the raw target fails for a perfect generator
+    assert good["profile_correlation_corrected/high/M"] == pytest.approx(raw["high/M"] / reliability**0.5, rel=0.01)
+    assert abs(good["profile_correlation_corrected/high/M"] - 1) < 0.05
+    assert bad["profile_correlation_corrected/high/M"] < 0.7
+    # the flat low class has no profile to correlate with
+    assert good["profile_reliability/low/M"] < RELIABILITY_MIN
+    assert np.isnan(good["profile_correlation_corrected/low/M"])
+    report = quality_report(real, labels, perfect, fake_labels, ["M"])
+    assert report["profiles_measured"] == 1
+    assert report["profile_correlation_corrected_min"] == good["profile_correlation_corrected/high/M"]
+
+
 def test_old_gan_checkpoints_are_refused(tmp_path):
     path = tmp_path / "old.ckpt"
     torch.save({"deepchrome": {"kind": "gan", "marks": ["H3K4me3"]}, "state_dict": {}}, path)
@@ -107,7 +158,9 @@ def test_gan_fit_writes_metrics_and_checkpoints(trained):
     for quality in (metrics["quality"], metrics["test_quality"]):
         for key in ("two_sample_auroc", "profile_correlation_min", "mark_correlation_distance",
                     "conditional_fidelity_auroc", "profile_correlation/high/H3K4me3", "profile_correlation_gap_max",
-                    "two_sample_auroc_real", "profile_correlation_real/low/H3K27me3"):  # fmt: skip
+                    "two_sample_auroc_real", "profile_correlation_real/low/H3K27me3",
+                    "profile_correlation_corrected_min", "profiles_measured", "profile_reliability/high/H3K4me3",
+                    "profile_correlation_corrected_real/high/H3K4me3"):  # fmt: skip
             assert key in quality
     test = metrics["test_quality"]
     # validation scores as many generated genes as real ones; the final test estimates the
@@ -120,6 +173,10 @@ def test_gan_fit_writes_metrics_and_checkpoints(trained):
     # even a short run learns the class-conditional promoter H3K4me3 peak, and its "high" and
     # "low" samples are told apart by a classifier trained on real data better than chance
     assert test["profile_correlation/high/H3K4me3"] > 0.8
+    # the simulated peak is measured on 100 genes; training genes in place of generated ones
+    # correlate with it near 1 once the sampling noise is corrected for
+    assert test["profile_reliability/high/H3K4me3"] >= 0.8 and test["profiles_measured"] >= 1
+    assert 0.9 < test["profile_correlation_corrected_real/high/H3K4me3"] < 1.1
     assert test["conditional_fidelity_auroc"] > 0.65
     assert set(metrics["targets_met_on_test"]) == set(metrics["targets"])
     generator, meta = load_gan(folder / "gan" / "checkpoints" / "last.ckpt")
