@@ -402,18 +402,23 @@ def fit_gan(root, cell: str, run_dir, classifier_checkpoint: str | None = None, 
 
 
 def generate(generator: Generator, meta: dict, n_per_class: int, seed: int = 0, cell: int | None = None,
-             output: str | None = None) -> tuple[torch.Tensor, np.ndarray]:  # fmt: skip
+             output: str | None = None, chunk: int = 2000) -> tuple[torch.Tensor, np.ndarray]:  # fmt: skip
     """``n_per_class`` generated genes of each class: signals [2n, marks, bins] (model space), labels [2n].
 
     ``meta`` is the checkpoint metadata from :func:`load_gan` (transform, output); ``output``
-    overrides it (``continuous``: expected signals, no count draws).
+    overrides it (``continuous``: expected signals, no count draws). Genes go through the generator
+    ``chunk`` at a time: its activations for 10,000 genes at once would take gigabytes.
     """
     labels = torch.arange(2).repeat_interleave(n_per_class)
     cells = None if cell is None else torch.full((len(labels),), cell)
+    output = output or meta.get("output", "counts")
+    transform = gan_transform(meta)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # per-bin noise and count draws use the global generator
         z = torch.randn(len(labels), generator.latent_dim)
-        rate = generator(z, labels, cells)
-        output = output or meta.get("output", "counts")
-        signals = observe(rate, gan_transform(meta), output, meta.get("bin_overlap", 0.0))
-        return signals, labels.numpy()
+        signals = []
+        for start in range(0, len(labels), chunk):
+            part = slice(start, start + chunk)
+            rate = generator(z[part], labels[part], None if cells is None else cells[part])
+            signals.append(observe(rate, transform, output, meta.get("bin_overlap", 0.0)))
+        return torch.cat(signals), labels.numpy()

@@ -37,6 +37,10 @@ def test_shapes_and_seeded_generation():
     assert torch.allclose(counts, counts.round(), atol=1e-4) and (counts >= 0).all()
     again, _ = generate(generator, LOG1P, 4, seed=3)
     assert torch.equal(x, again)
+    # through the generator 3 genes at a time: same layout, still seeded
+    chunked, chunked_labels = generate(generator, LOG1P, 4, seed=3, chunk=3)
+    assert chunked.shape == x.shape and chunked_labels.tolist() == labels.tolist()
+    assert torch.equal(chunked, generate(generator, LOG1P, 4, seed=3, chunk=3)[0])
     expected, _ = generate(generator, LOG1P, 4, seed=3, output="continuous")
     assert not torch.allclose(torch.expm1(expected), torch.expm1(expected).round(), atol=1e-4)
     assert Discriminator(5, 100, width=16)(x, torch.from_numpy(labels)).shape == (8,)
