@@ -9,6 +9,7 @@ its source, never used. Folders are written under a temporary name and renamed i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -82,14 +83,37 @@ def write_cache(signals: HistoneSignals, folder: Path, source: Path | None = Non
             "window": signals.window,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            trash = folder.with_name(f".{folder.name}.old{os.getpid()}")
-            os.replace(folder, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        os.replace(tmp, folder)
+        _install(tmp, folder, source)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install(tmp: Path, folder: Path, source: Path | None) -> None:
+    """Rename a finished cache folder into place, safely when other processes do the same.
+
+    Several processes (DDP ranks, sweep workers) may build the same cache at once. A folder that
+    another process has just installed and that checks out is kept (ours is discarded), so a
+    process reading it is never pulled out from under; only a stale folder is moved aside. A
+    directory rename fails when the target exists, so of two writers racing here, one wins.
+    """
+    if folder.exists():
+        try:
+            read_cache(folder, source, mmap=False)
+            return
+        except StaleCache:
+            trash = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            try:
+                os.rename(folder, trash / "stale")
+            except FileNotFoundError:
+                pass  # another process moved it first
+            shutil.rmtree(trash, ignore_errors=True)
+    try:
+        os.rename(tmp, folder)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        # Another process installed its copy between our check and our rename: keep theirs.
 
 
 class StaleCache(Exception):
@@ -108,10 +132,19 @@ def read_cache(folder: Path, source: Path | None = None, mmap: bool = True) -> H
         meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError) as exc:
         raise StaleCache(f"unreadable meta.json ({exc.__class__.__name__})") from None
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise StaleCache(f"format version {meta.get('format_version')} != {FORMAT_VERSION}")
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        raise StaleCache(f"format version {version} != {FORMAT_VERSION}")
     if source is not None and source.exists() and meta.get("fingerprint") != _fingerprint(source):
         raise StaleCache(f"source {source} changed since the cache was written")
+    try:
+        return _signals_from(folder, meta, mmap)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        # Valid JSON of the wrong shape (hand-edited, another tool): rebuild rather than fail forever.
+        raise StaleCache(f"meta.json has the wrong shape ({exc.__class__.__name__}: {exc})") from None
+
+
+def _signals_from(folder: Path, meta: dict, mmap: bool) -> HistoneSignals:
     arrays = {}
     for name, crc in meta["checksums"].items():
         path = folder / f"{name}.npy"
@@ -177,7 +210,11 @@ def load_split(
     signals = read_release_csv(source, cell=cell, split=split)
     try:
         write_cache(signals, folder, source)
-        return read_cache(folder, source)
     except OSError as exc:
         log.warning("could not write cache %s (%s); using parsed data", folder, exc)
+        return signals
+    try:
+        return read_cache(folder, source)
+    except StaleCache:
+        # Another process replaced the folder while we read it: the parsed arrays are as good.
         return signals
