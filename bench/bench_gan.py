@@ -14,24 +14,23 @@ Run: python bench/bench_gan.py [--cells E003 E123] [--minutes 5]
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 from pathlib import Path
 
-from deepchrome.cli import run
-from gan.training import fit_gan
+import deepchrome
+from gan.fitting import fit_gan
 
 REPO = Path(__file__).resolve().parents[1]
 ROADMAP = REPO.parent / "shared" / "data" / "roadmap"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+QUIET = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}
 
 
 def bench_cell(cell: str, minutes: int, tmp: str) -> dict:
     """Train the CNN and the GAN on ``cell``; returns the GAN's metrics.json."""
-    run(["fit", "--config", str(REPO / "configs/deepchrome.yaml"), "--data.root", str(ROADMAP),
-         "--data.train_cells", f"[{cell}]", "--trainer.default_root_dir", f"{tmp}/{cell}/cnn", *QUIET])  # fmt: skip
-    classifier = json.loads(Path(f"{tmp}/{cell}/cnn/metrics.json").read_text())["best_checkpoint"]
+    cnn = deepchrome.fit("deepchrome", {"data.root": str(ROADMAP), "data.train_cells": [cell], **QUIET},
+                         run_dir=f"{tmp}/{cell}/cnn")  # fmt: skip
+    classifier = cnn.best_checkpoint
     return fit_gan(ROADMAP, cell, f"{tmp}/{cell}/gan", classifier, minutes=minutes)
 
 

@@ -14,7 +14,6 @@ Targets: (c) >= 80% of (a), (c) >= 5x (b).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import tempfile
@@ -124,20 +123,12 @@ def lightning_fit(root: Path, epochs: int, n_genes: int) -> float:
 
 
 def full_cell_training(root: Path, run_dir: Path) -> dict:
-    from deepchrome.cli import main as deepchrome
+    import deepchrome
 
     start = time.perf_counter()
-    os.chdir(Path(__file__).resolve().parents[1])  # the configs are relative to the repository
-    deepchrome(
-        [
-        "fit", "--config", "configs/deepchrome.yaml", "--data.root", str(root), "--data.train_cells", "[S01]",
-        "--trainer.default_root_dir", str(run_dir), "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false",
-        ]
-    )  # fmt: skip
-
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"seconds": time.perf_counter() - start, **metrics}
+    quiet = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}
+    run = deepchrome.fit("deepchrome", {"data.root": str(root), "data.train_cells": ["S01"], **quiet}, run_dir=run_dir)
+    return {"seconds": time.perf_counter() - start, **run.metrics}
 
 
 def main() -> None:

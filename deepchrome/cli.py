@@ -1,8 +1,10 @@
 """The ``deepchrome`` command.
 
-Training subcommands (``fit``, ``validate``, ``test``, ``predict``) are LightningCLI; data
-utilities (``simulate``, ``data check``) are small argparse commands. User errors print one line
-and exit with status 2.
+A thin layer over the library: each command parses its arguments and calls one function. The
+training subcommands (``fit``, ``validate``, ``test``, ``predict``) use LightningCLI's parser (all
+``--trainer.*``/``--model.*``/``--data.*`` options, ``--print_config``) and run through
+:mod:`deepchrome.runs`, like :func:`deepchrome.fit`. User errors print one line and exit with
+status 2.
 """
 
 from __future__ import annotations
@@ -42,66 +44,93 @@ data:
 """
 
 
-def _run_lightning(argv: list[str] | None, gan: bool = False) -> None:
-    from jsonargparse import Namespace
+def _expand_configs(argv: list[str]) -> list[str]:
+    """Replace each ``--config NAME|FILE`` by the loaded config (packaged names found, the file's input
+    paths made absolute relative to it), passed to the parser as YAML text."""
+    import yaml
+
+    from deepchrome.config import load_config
+
+    expanded, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config" and i + 1 < len(argv):
+            expanded += ["--config", yaml.safe_dump(load_config(argv[i + 1]), sort_keys=False)]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            arg = "--config=" + yaml.safe_dump(load_config(arg.split("=", 1)[1]), sort_keys=False)
+        expanded.append(arg)
+        i += 1
+    return expanded
+
+
+def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str | None]:
+    """Parse ``fit|validate|test|predict [options]`` with LightningCLI's parser, instantiating nothing.
+
+    Returns the subcommand, the training config (dict) and ``--ckpt_path``.
+    """
+    from jsonargparse import ArgumentError
     from lightning.pytorch.cli import LightningCLI
 
+    from deepchrome import runs
     from deepchrome.data import HistoneDataModule
-    from deepchrome.training import ExpressionClassifier, evaluate_best
+    from deepchrome.runs import _model_class, config_error
 
-    class DeepChromeCLI(LightningCLI):
-        def before_instantiate_classes(self) -> None:
-            # Every output of a run goes under --trainer.default_root_dir: the logger writes
-            # there directly (no version subfolder), so `--ckpt_path last` finds the run again.
-            config = self.config[self.subcommand] if self.subcommand else self.config
-            trainer = config.trainer
-            root = trainer.default_root_dir or "runs/default"
-            trainer.default_root_dir = root
-            if trainer.logger in (None, True):
-                trainer.logger = {
-                    "class_path": "lightning.pytorch.loggers.CSVLogger",
-                    "init_args": {"save_dir": root, "name": "", "version": ""},
-                }
-            if self.subcommand == "predict":
-                callbacks = list(trainer.callbacks or [])
-                if not any("PredictionTableWriter" in str(getattr(c, "class_path", c)) for c in callbacks):
-                    callbacks.append(
-                        Namespace(class_path="deepchrome.training.PredictionTableWriter", init_args=Namespace())
-                    )
-                trainer.callbacks = callbacks
+    class ConfigParser(LightningCLI):
+        # LightningCLI as a parser only: the run itself goes through deepchrome.runs.
+        def _parse_ckpt_path(self) -> None:
+            pass  # a checkpoint's contents never edit the config (it is untrusted input)
 
-        def after_fit(self) -> None:
-            if gan:
-                from gan.training import write_gan_metrics
+        def _set_seed(self) -> None:
+            pass  # seeded when the run instantiates its classes
 
-                summary = write_gan_metrics(self.trainer, self.model, Path(self.trainer.log_dir))
-                if self.trainer.is_global_zero:
-                    quality = {k: round(v, 3) for k, v in summary["test_quality"].items() if "/" not in k}
-                    print(f"HistoneGAN best epoch {summary['best_epoch']}, test split: {quality}")
-                    print(f"targets met: {summary['targets_met_on_test']}")
-                    print(f"metrics: {summary['metrics_path']}")
-                return
-            summary = evaluate_best(self.trainer, self.model, self.datamodule)
-            if self.trainer.is_global_zero:
-                shown = {k: summary[k] for k in ("val_auroc", "test_auroc", "test_auprc", "best_epoch")}
-                print(f"{summary['model']} ({summary['n_parameters']:,} parameters): {shown}")
-                print(f"metrics: {summary['metrics_path']}")
+        def instantiate_classes(self) -> None:
+            pass
 
+        def _run_subcommand(self, subcommand: str) -> None:
+            pass
+
+    try:
+        parsed = ConfigParser(
+            _model_class(gan), HistoneDataModule, seed_everything_default=0, auto_configure_optimizers=False,
+            save_config_callback=None, args=_expand_configs(argv),
+            parser_kwargs={"prog": "deepchrome gan" if gan else "deepchrome", "exit_on_error": False},
+        )  # fmt: skip
+    except ArgumentError as exc:
+        raise DeepChromeError(config_error(exc)) from None
+    subcommand = parsed.subcommand
+    config = parsed.config[subcommand].as_dict()
+    ckpt_path = config.pop("ckpt_path", None)
+    for key in runs.NOT_CONFIG:  # the subcommand's own options (weights_only is always True)
+        config.pop(key, None)
+    return subcommand, config, ckpt_path
+
+
+def _run_training_command(argv: list[str], gan: bool = False) -> None:
+    import warnings
+
+    from deepchrome import runs
+
+    # The arguments are passed explicitly; LightningCLI warns that sys.argv differs.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    subcommand, config, ckpt_path = _parse_training_command(argv, gan)
+    if subcommand != "fit":
+        results = runs.evaluate(config, subcommand, ckpt_path, gan=gan)
+        if subcommand != "predict" and results:
+            shown = {k: round(float(v), 4) for k, v in results[0].items()}
+            print(f"{subcommand} ({ckpt_path}): {shown}")
+        return
+    run = runs.train(config, ckpt_path=ckpt_path, gan=gan)
+    summary = run.metrics
     if gan:
-        from gan.training import HistoneGAN
-
-        model_class = HistoneGAN
+        quality = {k: round(v, 3) for k, v in summary["test_quality"].items() if "/" not in k}
+        print(f"HistoneGAN best epoch {summary['best_epoch']}, test split: {quality}")
+        print(f"targets met: {summary['targets_met_on_test']}")
     else:
-        model_class = ExpressionClassifier
-    DeepChromeCLI(
-        model_class,
-        HistoneDataModule,
-        seed_everything_default=0,
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-        args=argv,
-        parser_kwargs={"prog": "deepchrome gan" if gan else "deepchrome"},
-    )
+        shown = {k: summary[k] for k in ("val_auroc", "test_auroc", "test_auprc", "best_epoch")}
+        print(f"{summary['model']} ({summary['n_parameters']:,} parameters): {shown}")
+    print(f"metrics: {summary['metrics_path']}")
 
 
 def _simulate(argv: list[str]) -> None:
@@ -333,11 +362,7 @@ def _experiment(argv: list[str]) -> None:
 
 def _gan(argv: list[str]) -> None:
     if argv and argv[0] in ("fit", "validate"):
-        import warnings
-
-        # The arguments after "gan" are passed explicitly; LightningCLI warns that sys.argv differs.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        _run_lightning(argv, gan=True)
+        _run_training_command(argv, gan=True)
         return
     parser = argparse.ArgumentParser(prog="deepchrome gan", description="The histone-signal GAN.")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -397,7 +422,6 @@ def _report(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script."""
-    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     logger = logging.getLogger("deepchrome")
     if not logger.handlers:
@@ -419,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
             print(USAGE)
             return
         if argv[0] in TRAINING_COMMANDS:
-            _run_lightning(None if from_command_line else argv)
+            _run_training_command(argv)
         elif argv[0] == "gan":
             _gan(argv[1:])
         elif argv[0] in commands:
@@ -437,18 +461,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("deepchrome: interrupted", file=sys.stderr)
         sys.exit(130)
-
-
-def run(argv: list[str]) -> None:
-    """Run one ``deepchrome`` command in this process, as the console script would.
-
-    LightningCLI ends some commands with ``SystemExit(0)``; only a failing exit is raised.
-    """
-    try:
-        main(argv)
-    except SystemExit as exit_:
-        if exit_.code:
-            raise
 
 
 if __name__ == "__main__":

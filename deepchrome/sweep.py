@@ -26,18 +26,18 @@ optuna 4.9) queues them again for any worker.
 from __future__ import annotations
 
 import copy
-import importlib
-import inspect
-import json
 import logging
 import math
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from deepchrome import files
+from deepchrome.config import apply_overrides, check_path, config_path, load_config, read_yaml, set_path
 from deepchrome.errors import DeepChromeError
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,16 @@ DISTRIBUTIONS = ("float", "int", "categorical")
 
 
 # -- config handling ------------------------------------------------------------------------------
-def load_sweep_config(path: str | os.PathLike) -> dict:
-    """Read and validate a sweep config; resolve and load its base config.
+SWEEP_KEYS = ("base_config", "overrides", "search_space", "objective", "direction", "sampler", "pruner",
+              "study_name", "heartbeat_interval", "grace_period", "max_retry")  # fmt: skip
+
+
+def load_sweep_config(source: str | os.PathLike | dict) -> dict:
+    """Read and validate a sweep config (a file, a packaged name such as ``sweeps/cnn``, or a dict);
+    load its base config.
+
+    Paths in a sweep file (``base_config``, input paths in ``overrides``) resolve relative to that
+    file; in a dict, relative to the working directory.
 
     Returns
     -------
@@ -56,115 +64,52 @@ def load_sweep_config(path: str | os.PathLike) -> dict:
     Raises
     ------
     DeepChromeError
-        For a missing file, an unknown config path or an invalid distribution.
+        For a missing file, an unknown key or config path, an invalid distribution, a test-split objective.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DeepChromeError(f"sweep config {path} not found")
-    try:
-        sweep = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DeepChromeError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if isinstance(source, dict):
+        sweep, where, folder = copy.deepcopy(source), "sweep config", Path.cwd()
+    else:
+        path = config_path(source)
+        sweep, where, folder = read_yaml(path), str(source), path.parent
+    unknown = sorted(set(sweep) - set(SWEEP_KEYS))
+    if unknown:
+        raise DeepChromeError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(SWEEP_KEYS)})")
     if "base_config" not in sweep or "search_space" not in sweep:
-        raise DeepChromeError(f"{path}: needs base_config and search_space")
-    base_path = (path.parent / sweep["base_config"]).resolve()
-    if not base_path.is_file():
-        raise DeepChromeError(f"{path}: base_config {base_path} not found")
-    base = load_with_overrides(base_path, sweep.get("overrides"), f"{path}: overrides")
+        raise DeepChromeError(f"{where}: needs base_config and search_space")
+    base_source = sweep["base_config"]
+    if not isinstance(base_source, dict):
+        candidate = folder / str(base_source)
+        base_source = candidate if candidate.is_file() else base_source  # else a packaged name
+    base = load_config(base_source)
+    apply_overrides(base, sweep.get("overrides"), f"{where}: overrides", folder)
     space = sweep["search_space"] or {}
     if not space:
-        raise DeepChromeError(f"{path}: search_space is empty")
+        raise DeepChromeError(f"{where}: search_space is empty")
     for dotted, spec in space.items():
-        check_path(base, dotted, f"{path}: search_space")
-        check_distribution(dotted, spec, f"{path}: search_space")
+        check_path(base, dotted, f"{where}: search_space")
+        check_distribution(dotted, spec, f"{where}: search_space")
     direction = sweep.get("direction", "maximize")
     if direction not in ("maximize", "minimize"):
-        raise DeepChromeError(f"{path}: direction must be maximize or minimize, got {direction!r}")
+        raise DeepChromeError(f"{where}: direction must be maximize or minimize, got {direction!r}")
+    objective = sweep.get("objective", "val_auroc")
+    if not isinstance(objective, str) or objective.startswith("test"):
+        raise DeepChromeError(
+            f"{where}: objective {objective!r} is not allowed: choosing a model by test-split metrics leaks the test "
+            "labels into the selection; use a validation metric (val_auroc, val_auprc, val_loss)"
+        )
     return {
         "base": base,
-        "base_path": str(base_path),
+        "base_path": str(base_source) if not isinstance(base_source, dict) else None,
         "search_space": space,
-        "objective": sweep.get("objective", "val_auroc"),
+        "objective": objective,
         "direction": direction,
         "sampler": sweep.get("sampler") or {"name": "tpe", "seed": 0},
         "pruner": sweep.get("pruner") or {"name": "median"},
-        "study_name": sweep.get("study_name", path.stem),
+        "study_name": sweep.get("study_name", Path(str(source)).stem if not isinstance(source, dict) else "sweep"),
         "heartbeat_interval": sweep.get("heartbeat_interval", 10),
         "grace_period": sweep.get("grace_period"),
         "max_retry": sweep.get("max_retry", 2),
     }
-
-
-def _class_parameters(class_path: str) -> set[str] | None:
-    try:
-        module, name = class_path.rsplit(".", 1)
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
-
-
-SECTIONS = {
-    "trainer": "lightning.pytorch.Trainer",
-    "data": "deepchrome.data.datamodule.HistoneDataModule",
-    "model": "deepchrome.training.ExpressionClassifier",
-}
-
-
-def load_with_overrides(config_path: Path, overrides: dict | None, where: str) -> dict:
-    """A training config (LightningCLI YAML) with dotted ``overrides`` applied, each checked by
-    :func:`check_path` first (errors name ``where``)."""
-    config = yaml.safe_load(Path(config_path).read_text())
-    for dotted, value in (overrides or {}).items():
-        check_path(config, dotted, where)
-        set_path(config, dotted, value)
-    return config
-
-
-def check_path(config: dict, dotted: str, where: str) -> None:
-    """Raise unless ``dotted`` names a key of ``config``, an argument of the Trainer, data module or
-    model (``trainer.min_epochs``), or an init argument of a ``class_path`` in it."""
-    node = config
-    parts = dotted.split(".")
-    if len(parts) == 2 and parts[0] in SECTIONS and parts[1] in (_class_parameters(SECTIONS[parts[0]]) or ()):
-        return
-    for depth, key in enumerate(parts):
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-            continue
-        parent = node if isinstance(node, dict) else None
-        if depth and parts[depth - 1] == "init_args" and parent is not None:
-            grand = get_path(config, ".".join(parts[: depth - 1]))
-            allowed = _class_parameters(grand.get("class_path", "")) if isinstance(grand, dict) else None
-            if allowed is not None and key in allowed and depth == len(parts) - 1:
-                return
-        if key == "init_args" and isinstance(node, dict) and "class_path" in node and depth == len(parts) - 2:
-            allowed = _class_parameters(node["class_path"])
-            if allowed is not None and parts[-1] in allowed:
-                return
-        raise DeepChromeError(f"{where}: {dotted} is not a path in the base config (no {key!r} there)")
-
-
-def get_path(config: dict, dotted: str):
-    """Value at a dotted path (``None`` if absent)."""
-    node = config
-    for key in dotted.split(".") if dotted else []:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def set_path(config: dict, dotted: str, value) -> None:
-    """Set a dotted path, creating ``init_args`` dicts as needed; a new ``class_path`` drops the old
-    class's ``init_args`` (they belong to another class)."""
-    parts = dotted.split(".")
-    node = config
-    for key in parts[:-1]:
-        node = node.setdefault(key, {})
-    if parts[-1] == "class_path" and node.get("class_path") != value:
-        node["init_args"] = {}
-    node[parts[-1]] = value
 
 
 def check_distribution(dotted: str, spec, where: str) -> None:
@@ -343,35 +288,12 @@ def _create_or_join(settings: dict, storage, storage_url: str):
 
 
 # -- trials ---------------------------------------------------------------------------------------
-def run_training(config: dict, run_dir: Path, callbacks: list | None = None) -> dict:
-    """Fit one training config (as ``deepchrome fit`` would) with extra callbacks; return metrics.json."""
-    from lightning.pytorch.cli import LightningCLI
-
-    from deepchrome.data import HistoneDataModule
-    from deepchrome.training import ExpressionClassifier, evaluate_best
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = copy.deepcopy(config)
-    trainer = config.setdefault("trainer", {})
-    trainer["default_root_dir"] = str(run_dir)
-    trainer["logger"] = {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                         "init_args": {"save_dir": str(run_dir), "name": "", "version": ""}}  # fmt: skip
-    trainer.setdefault("enable_progress_bar", False)
-    trainer.setdefault("enable_model_summary", False)
-    path = run_dir / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    cli = LightningCLI(ExpressionClassifier, HistoneDataModule, run=False, seed_everything_default=0,
-                       auto_configure_optimizers=False, save_config_callback=None,
-                       args=["--config", str(path)])  # fmt: skip
-    cli.trainer.callbacks.extend(callbacks or [])
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return evaluate_best(cli.trainer, cli.model, cli.datamodule, run_dir)
-
-
 def make_objective(settings: dict, sweep_dir: Path):
     """The optuna objective: sample, train with pruning, record config and metrics on the trial."""
     import optuna
     from optuna_integration import PyTorchLightningPruningCallback
+
+    from deepchrome.runs import train
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, settings["search_space"])
@@ -387,9 +309,10 @@ def make_objective(settings: dict, sweep_dir: Path):
         run_dir = sweep_dir / "trials" / f"{trial.number:04d}"
         # Exclusive create: a second evaluation of the same trial number would fail here.
         run_dir.mkdir(parents=True, exist_ok=False)
-        pruning = PyTorchLightningPruningCallback(trial, monitor=settings["objective"].replace("test_", "val_"))
+        pruning = PyTorchLightningPruningCallback(trial, monitor=settings["objective"])
         try:
-            metrics = run_training(config, run_dir, [pruning])
+            config.setdefault("trainer", {}).update(enable_progress_bar=False, enable_model_summary=False)
+            metrics = train(config, run_dir, callbacks=[pruning]).metrics
         except optuna.TrialPruned:
             raise
         except Exception as exc:
@@ -405,8 +328,36 @@ def make_objective(settings: dict, sweep_dir: Path):
     return objective
 
 
+@dataclass
+class SweepResult:
+    """The outcome of :func:`run_sweep`: ``summary`` (also indexable as a dict) and its paths."""
+
+    summary: dict
+
+    def __getitem__(self, key: str):
+        return self.summary[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.summary
+
+    @property
+    def dir(self) -> Path:
+        """The sweep folder (``trials.csv``, ``best/``, figures)."""
+        return Path(self.summary["sweep_dir"])
+
+    @property
+    def best_config(self) -> Path | None:
+        """``best/config.yaml``: runs as is with ``deepchrome fit --config``."""
+        return Path(self.summary["best_config"]) if "best_config" in self.summary else None
+
+    @property
+    def best_value(self) -> float | None:
+        """The best trial's objective value."""
+        return self.summary.get("best_value")
+
+
 def run_sweep(
-    config_path: str | os.PathLike,
+    config: str | os.PathLike | dict,
     n_trials: int | None = None,
     timeout: float | None = None,
     storage: str | None = None,
@@ -418,6 +369,8 @@ def run_sweep(
 
     Parameters
     ----------
+    config
+        Sweep config: a YAML path, a packaged name (``sweeps/cnn``) or a dict.
     n_trials
         Trials this worker runs (``None``: until ``timeout`` or ``complete_trials``).
     complete_trials
@@ -425,12 +378,12 @@ def run_sweep(
 
     Returns
     -------
-    dict
+    SweepResult
         The sweep summary (best value, params, paths).
     """
     import optuna
 
-    settings = load_sweep_config(config_path)
+    settings = load_sweep_config(config)
     if study_name:
         settings["study_name"] = study_name
     sweep_dir = Path(sweep_dir or Path("runs") / "sweeps" / settings["study_name"])
@@ -444,7 +397,7 @@ def run_sweep(
     if n_trials != 0:
         study.optimize(make_objective(settings, sweep_dir), n_trials=n_trials, timeout=timeout,
                        callbacks=callbacks, catch=(Exception,), show_progress_bar=False)  # fmt: skip
-    return write_outputs(study, settings, sweep_dir)
+    return SweepResult(write_outputs(study, settings, sweep_dir))
 
 
 def write_outputs(study, settings: dict, sweep_dir: Path) -> dict:
@@ -456,18 +409,17 @@ def write_outputs(study, settings: dict, sweep_dir: Path) -> dict:
         states[trial.state.name] += 1
     table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
     table = table.drop(columns=[c for c in table.columns if c in ("user_attrs_config", "user_attrs_metrics")])
-    table.to_csv(sweep_dir / "trials.csv", index=False)
+    with files.atomic_path(sweep_dir / "trials.csv") as tmp:
+        table.to_csv(tmp, index=False)
     summary = {"study_name": study.study_name, "trials": states, "sweep_dir": str(sweep_dir)}
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
         best = study.best_trial
         best_dir = sweep_dir / "best"
         best_dir.mkdir(exist_ok=True)
-        (best_dir / "config.yaml").write_text(best.user_attrs["config"])
+        files.write_text(best_dir / "config.yaml", best.user_attrs["config"])
         metrics = best.user_attrs.get("metrics", {})
-        (best_dir / "metrics.json").write_text(
-            json.dumps({"trial": best.number, "params": best.params, **metrics}, indent=2)
-        )
+        files.write_json(best_dir / "metrics.json", {"trial": best.number, "params": best.params, **metrics})
         checkpoint = Path(best.user_attrs.get("run_dir", "")) / "metrics.json"
         if checkpoint.is_file():
             shutil.copy(checkpoint, best_dir / "trial_metrics.json")

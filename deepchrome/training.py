@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
@@ -14,6 +14,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 
+from deepchrome import files
+from deepchrome.data.inputs import StageData
 from deepchrome.errors import DeepChromeError
 from deepchrome.models import DeepChromeCNN, SignalNet, count_parameters
 
@@ -190,43 +192,6 @@ class ExpressionClassifier(pl.LightningModule):
         }
 
 
-def load_classifier(path: str | os.PathLike) -> tuple[SignalNet, dict]:
-    """Load a classifier checkpoint's network (eval mode) and its metadata, with ``weights_only=True``.
-
-    Returns
-    -------
-    net
-        The network, built for the checkpoint's marks and bins.
-    meta
-        ``net`` (config), ``marks``, ``n_marks``, ``n_bins``, ``transform`` (state), ``train_cells``.
-
-    Raises
-    ------
-    DeepChromeError
-        If the file is missing or not a deepchrome classifier checkpoint.
-    """
-    import importlib
-
-    path = Path(path)
-    if not path.is_file():
-        raise DeepChromeError(f"checkpoint {path} not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise DeepChromeError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
-    meta = checkpoint.get("deepchrome") if isinstance(checkpoint, dict) else None
-    if not meta or meta.get("kind") != "classifier":
-        raise DeepChromeError(f"{path}: not a deepchrome classifier checkpoint (kind: {meta and meta.get('kind')})")
-    module_name, class_name = meta["net"]["class_path"].rsplit(".", 1)
-    net = getattr(importlib.import_module(module_name), class_name)(**meta["net"]["init_args"])
-    state = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(state)
-    if not meta.get("transform"):
-        # Lightning also stores the data module's state (the fitted transform) under its class name.
-        meta["transform"] = checkpoint.get("HistoneDataModule", {}).get("transform")
-    return net.eval(), meta
-
-
 class PredictionTableWriter(BasePredictionWriter):
     """Writes ``predictions.csv`` (gene_id, cell, probability, predicted_label, label) to the run folder.
 
@@ -244,29 +209,53 @@ class PredictionTableWriter(BasePredictionWriter):
         self.threshold = threshold
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
-        import numpy as np
-        import pandas as pd
-
-        data = trainer.datamodule.data["predict"]
         probability = torch.cat([p["probability"] for p in predictions]).cpu().numpy()
         index = torch.cat([p["index"] for p in predictions]).cpu().numpy()
-        table = pd.DataFrame(
-            {
-                "gene_id": data.gene_ids[index],
-                "cell": np.asarray(data.cells)[data.cell_index[index]],
-                "probability": probability,
-                "predicted_label": (probability >= self.threshold).astype(int),
-                "label": data.labels[index],
-            }
-        )
+        table = prediction_table(trainer.datamodule.data["predict"], probability, index, self.threshold)
         path = Path(self.output or Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv")
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        table.to_csv(tmp, index=False, float_format="%.6f")
-        os.replace(tmp, path)
+        with files.atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6f")
         print(f"predictions: {path}")
+
+
+def prediction_table(data: StageData, probability: np.ndarray, index: np.ndarray, threshold: float = 0.5):
+    """The per-gene prediction table: gene_id, cell, probability, predicted_label, label.
+
+    ``probability`` [n] P(high) of the genes at positions ``index`` [n] of ``data``.
+    """
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "gene_id": data.gene_ids[index],
+            "cell": np.asarray(data.cells)[data.cell_index[index]],
+            "probability": probability,
+            "predicted_label": (probability >= threshold).astype(int),
+            "label": data.labels[index],
+        }
+    )
+
+
+def write_test_predictions(model: ExpressionClassifier, datamodule, path: str | os.PathLike) -> Path:
+    """Score the test split with ``model``'s current weights (the best checkpoint after
+    :func:`evaluate_best`) and write the :func:`prediction_table` as CSV."""
+    from deepchrome.data.inputs import model_input
+
+    data = datamodule.data["test"]
+    net = model.net.eval()
+    device = next(net.parameters()).device
+    probabilities = []
+    with torch.inference_mode():
+        for start in range(0, len(data), 4096):
+            x = model_input(data.signals[start : start + 4096], datamodule.transform).to(device)
+            probabilities.append(torch.softmax(net(x), dim=1)[:, 1].float().cpu())
+    probability = torch.cat(probabilities).numpy()
+    table = prediction_table(data, probability, np.arange(len(data)))
+    with files.atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6f")
+    return Path(path)
 
 
 def _checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
@@ -274,20 +263,15 @@ def _checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
     return callbacks[0] if callbacks else trainer.checkpoint_callback
 
 
-def evaluate_best(
-    trainer: pl.Trainer,
-    model: ExpressionClassifier,
-    datamodule,
-    run_dir: str | os.PathLike | None = None,
-) -> dict:
-    """Test the best-by-validation checkpoint and write ``metrics.json`` into the run folder.
+def evaluate_best(trainer: pl.Trainer, model: ExpressionClassifier, datamodule) -> dict:
+    """Test the best-by-validation checkpoint (its weights stay loaded in ``model``); the run's summary.
 
     Returns
     -------
     dict
         ``val_auroc``, ``test_auroc``, ``test_auprc`` (and per-cell ``test_auroc_<cell>`` when
         several test cells), ``best_epoch``, ``epochs``, ``n_parameters``, ``model``, the cells,
-        ``best_checkpoint`` and ``metrics_path``.
+        ``best_checkpoint`` (:func:`deepchrome.runs.write_metrics` writes it as ``metrics.json``).
     """
     callback = _checkpoint_callback(trainer)
     best = callback.best_model_path if callback is not None else ""
@@ -312,12 +296,4 @@ def evaluate_best(
         "marks": list(datamodule.marks),
         "best_checkpoint": best or None,
     }
-    folder = Path(run_dir or trainer.log_dir or trainer.default_root_dir)
-    path = folder / "metrics.json"
-    summary["metrics_path"] = str(path)
-    if trainer.is_global_zero:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".metrics.json.tmp")
-        tmp.write_text(json.dumps(summary, indent=2))
-        os.replace(tmp, path)
     return summary

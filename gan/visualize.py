@@ -7,7 +7,6 @@ Every figure is written as PNG and PDF with its numbers as CSV.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from pathlib import Path
 
@@ -15,12 +14,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepchrome.data.cache import load_split
+from deepchrome import files
+from deepchrome.checkpoints import load_classifier
+from deepchrome.data.inputs import concatenate, load_cells, model_input
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.interpret.figures import plt, save_figure
+from gan.checkpoint import check_compatible, gan_transform, load_gan
+from gan.generation import generate
 from gan.models import observe
 from gan.quality import PROMOTER
-from gan.training import check_compatible, gan_transform, generate, load_gan
 
 
 def sample_release(
@@ -221,24 +223,20 @@ def plot_combinatorial(grids: dict, levels: torch.Tensor, marks, path) -> list[P
 def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out, samples: int = 512,
               bootstrap: int = 50, seed: int = 0, levels: int = 5) -> dict:  # fmt: skip
     """All GAN visualizations for one GAN + classifier pair; returns the ranked interactions."""
-    from deepchrome.training import load_classifier
-
     generator, meta = load_gan(gan_checkpoint)
     classifier, classifier_meta = load_classifier(classifier_checkpoint)
     check_compatible(classifier_meta, meta["marks"], meta["n_bins"], classifier_checkpoint)
     marks = list(meta["marks"])
     transform = gan_transform(meta)
-    parts = [load_split(root, c, "test").select_marks(marks) for c in cells]
-    real = transform(torch.from_numpy(np.concatenate([np.asarray(p.signals, np.float32) for p in parts])))
-    real_labels = torch.from_numpy(np.concatenate([p.labels for p in parts]))
+    test = concatenate(load_cells(root, cells, "test", marks, meta["n_bins"]))
+    real = model_input(test.signals, transform)
+    real_labels = torch.from_numpy(test.labels)
     out = Path(out)
     fake, fake_labels = generate(generator, meta, max(samples, len(real) // 2), seed=seed)
     fake_labels = torch.from_numpy(fake_labels)
     plot_profiles(real, real_labels, fake, fake_labels, marks, out / "profiles")
-    train = np.concatenate(
-        [np.asarray(load_split(root, c, "train").select_marks(marks).signals, np.float32) for c in cells]
-    )
-    scale = transform(torch.from_numpy(train)).amax(dim=(0, 2))
+    train = concatenate(load_cells(root, cells, "train", marks, meta["n_bins"])).signals
+    scale = model_input(train, transform).amax(dim=(0, 2))
     prototypes = {
         "GAN prior, high": gan_prototypes(generator, transform, classifier, 1, seed=seed),
         "GAN prior, low": gan_prototypes(generator, transform, classifier, 0, seed=seed),
@@ -253,8 +251,9 @@ def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out
     background = fake[torch.randperm(len(fake), generator=torch.Generator().manual_seed(seed))[:samples]]
     grids, table = combinatorial_map(classifier, background, quantiles, marks, bootstrap, seed, floor)
     plot_combinatorial(grids, quantiles, marks, out / "combinatorial_map")
-    table.to_csv(out / "interactions.csv", index=False)
+    with files.atomic_path(out / "interactions.csv") as tmp:
+        table.to_csv(tmp, index=False)
     levels_of = {name: values[..., PROMOTER].mean(dim=(0, 2)).tolist() for name, values in prototypes.items()}
     summary = {"interactions": table.to_dict("records"), "prototype_promoter_levels": levels_of}
-    (out / "visualize.json").write_text(json.dumps(summary, indent=1))
+    files.write_json(out / "visualize.json", summary, indent=1)
     return summary

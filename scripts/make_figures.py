@@ -21,15 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def train(config: str, root: Path, cell: str, run_dir: Path, force: bool) -> dict:
-    from deepchrome.cli import run
+    import deepchrome
 
     metrics = run_dir / "metrics.json"
     if force or not metrics.is_file():
-        run([
-            "fit", "--config", str(REPO / "configs" / f"{config}.yaml"), "--data.root", str(root),
-            "--data.train_cells", f"[{cell}]", "--trainer.default_root_dir", str(run_dir),
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-        ])  # fmt: skip
+        quiet = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}
+        deepchrome.fit(config, {"data.root": str(root), "data.train_cells": [cell], **quiet}, run_dir=run_dir)
     return json.loads(metrics.read_text())
 
 

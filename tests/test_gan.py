@@ -12,6 +12,8 @@ import torch
 from deepchrome.data import HistoneDataModule
 from deepchrome.data.datamodule import SignalTransform
 from deepchrome.errors import DeepChromeError
+from gan.checkpoint import load_gan
+from gan.generation import generate
 from gan.models import Discriminator, Generator, draw_counts, estimate_bin_overlap, observe
 from gan.quality import (
     RELIABILITY_MIN,
@@ -20,7 +22,6 @@ from gan.quality import (
     profile_reliability,
     quality_report,
 )
-from gan.training import generate, load_gan
 from tests.cli import run_cli
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]

@@ -97,7 +97,7 @@ def test_predict_writes_per_gene_table(trained, tmp_path):
         (["--config", "configs/linear.yaml", "--data.root", "/nonexistent"], "data root /nonexistent does not exist"),
         (
             ["--config", "configs/linear.yaml", "--data.train_cells", "[E999]"],
-            "data.train_cells: cell(s) E999 not in data/example",
+            "data.train_cells: cell(s) E999 not in",
         ),
         (["--config", "configs/linear.yaml", "--data.marks", "[H3K27ac]"], "mark(s) H3K27ac not in cell S01"),
         (

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepchrome.data.example import resolve_root
 from deepchrome.data.release import read_release_csv, split_path
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.errors import DataFormatError
@@ -196,7 +197,7 @@ def load_split(
     DataFormatError
         If the CSV is malformed, or it is missing and its cache is unreadable.
     """
-    source = split_path(root, cell, split)
+    source = split_path(resolve_root(root), cell, split)
     if not use_cache:
         return read_release_csv(source, cell=cell, split=split)
     folder = cache_folder(source, cache_dir)

@@ -4,112 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from deepchrome.data.cache import load_split
+from deepchrome.data.example import resolve_root
+from deepchrome.data.inputs import StageData, check_cells, concatenate, load_cells
 from deepchrome.data.release import list_cells
 from deepchrome.data.signals import HistoneSignals
+from deepchrome.data.transform import TRANSFORMS, SignalTransform
 from deepchrome.errors import DeepChromeError
 
 log = logging.getLogger(__name__)
 
-TRANSFORMS = ("raw", "log1p", "standardize", "log1p_standardize")
-
-
-class SignalTransform:
-    """Maps raw signals to model input; per-mark statistics are fitted on training data only.
-
-    Kinds: ``raw`` (counts as float), ``log1p``, ``standardize`` (per-mark z-score of counts),
-    ``log1p_standardize`` (per-mark z-score of log1p counts).
-    """
-
-    def __init__(self, kind: str = "log1p") -> None:
-        if kind not in TRANSFORMS:
-            raise DeepChromeError(f"unknown transform {kind!r} (available: {', '.join(TRANSFORMS)})")
-        self.kind = kind
-        self.mean: torch.Tensor | None = None
-        self.std: torch.Tensor | None = None
-
-    @property
-    def needs_fit(self) -> bool:
-        """Whether this kind uses per-mark statistics."""
-        return self.kind.endswith("standardize")
-
-    def _pre(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log1p(x) if self.kind.startswith("log1p") else x
-
-    def fit(self, signals: np.ndarray, chunk: int = 4096) -> SignalTransform:
-        """Fit per-mark mean and standard deviation on ``signals`` [genes, marks, bins]."""
-        total = torch.zeros(signals.shape[1], dtype=torch.float64)
-        square = torch.zeros_like(total)
-        for start in range(0, len(signals), chunk):
-            x = self._pre(torch.from_numpy(np.asarray(signals[start : start + chunk], dtype=np.float32)))
-            total += x.double().sum(dim=(0, 2))
-            square += (x.double() ** 2).sum(dim=(0, 2))
-        n = signals.shape[0] * signals.shape[2]
-        mean = total / n
-        self.mean = mean.float()
-        self.std = (square / n - mean**2).clamp_min(1e-12).sqrt().float()
-        return self
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Transform float signals [batch, marks, bins]."""
-        x = self._pre(x)
-        if self.needs_fit:
-            if self.mean is None:
-                raise RuntimeError("transform used before fit")
-            x = (x - self.mean[:, None]) / self.std[:, None]
-        return x
-
-    def to(self, device: torch.device | str) -> SignalTransform:
-        """Move the fitted statistics to ``device`` (in place); returns self."""
-        if self.mean is not None:
-            self.mean, self.std = self.mean.to(device), self.std.to(device)
-        return self
-
-    def inverse(self, x: torch.Tensor) -> torch.Tensor:
-        """Map model-space signals [batch, marks, bins] back to counts."""
-        if self.needs_fit:
-            x = x * self.std[:, None] + self.mean[:, None]
-        return torch.expm1(x) if self.kind.startswith("log1p") else x
-
-    def state_dict(self) -> dict:
-        """Plain-type state (safe under ``torch.load(weights_only=True)``)."""
-        return {
-            "kind": self.kind,
-            "mean": None if self.mean is None else self.mean.tolist(),
-            "std": None if self.std is None else self.std.tolist(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        self.kind = state["kind"]
-        self.mean = None if state["mean"] is None else torch.tensor(state["mean"])
-        self.std = None if state["std"] is None else torch.tensor(state["std"])
-
-
-@dataclass
-class StageData:
-    """Signals of one stage, concatenated over cells.
-
-    ``signals`` [genes, marks, bins] (compact dtype), ``labels`` [genes], ``cell_index`` [genes]
-    into ``cells``, ``gene_ids`` [genes].
-    """
-
-    signals: np.ndarray
-    labels: np.ndarray
-    cell_index: np.ndarray
-    gene_ids: np.ndarray
-    cells: list[str]
-
-    def __len__(self) -> int:
-        return len(self.labels)
+__all__ = ["TRANSFORMS", "HistoneDataModule", "SignalDataset", "SignalTransform", "StageData"]
 
 
 def _batched(batch):
@@ -198,7 +108,7 @@ class HistoneDataModule(pl.LightningDataModule):
         predict_split: str = "test",
     ) -> None:
         super().__init__()
-        self.root = Path(os.path.expanduser(root))
+        self.root = resolve_root(os.path.expanduser(root))
         available = list_cells(self.root)
         if not available:
             raise DeepChromeError(f"data root {self.root} holds no <cell>/classification/train.csv")
@@ -210,11 +120,7 @@ class HistoneDataModule(pl.LightningDataModule):
             ("val_cells", self.val_cells),
             ("test_cells", self.test_cells),
         ):
-            unknown = [c for c in cells if c not in available]
-            if unknown:
-                raise DeepChromeError(
-                    f"data.{field}: cell(s) {', '.join(unknown)} not in {self.root} (available: {', '.join(available)})"
-                )
+            check_cells(self.root, cells, f"data.{field}")
         if not 0 < train_fraction <= 1:
             raise DeepChromeError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         if predict_split not in ("train", "valid", "test"):
@@ -242,16 +148,8 @@ class HistoneDataModule(pl.LightningDataModule):
         return len(self.marks)
 
     def _load(self, cell: str, split: str) -> HistoneSignals:
-        signals = load_split(self.root, cell, split, cache_dir=self.cache_dir)
-        if self.requested_marks is not None:
-            signals = signals.select_marks(self.requested_marks)
-        elif hasattr(self, "marks") and signals.marks != self.marks:
-            signals = signals.select_marks(self.marks)
-        if hasattr(self, "n_bins") and signals.n_bins != self.n_bins:
-            raise DeepChromeError(
-                f"cell {cell} {split} has {signals.n_bins} bins, expected {self.n_bins} like {self.train_cells[0]}"
-            )
-        return signals
+        marks = self.requested_marks if self.requested_marks is not None else getattr(self, "marks", None)
+        return load_cells(self.root, [cell], split, marks, getattr(self, "n_bins", None), self.cache_dir)[0]
 
     def _subsample(self, signals: HistoneSignals, cell_number: int) -> HistoneSignals:
         n = signals.n_genes
@@ -273,19 +171,10 @@ class HistoneDataModule(pl.LightningDataModule):
         StageData
             ``signals`` [genes, marks, bins] over all cells, in cell order.
         """
-        parts = []
-        for number, cell in enumerate(cells):
-            signals = self._load(cell, split)
-            if signals.labels is None:
-                raise DeepChromeError(f"cell {cell} {split} has no labels")
-            parts.append(self._subsample(signals, number) if subsample else signals)
-        return StageData(
-            signals=np.concatenate([p.signals for p in parts]),
-            labels=np.concatenate([np.asarray(p.labels, dtype=np.int64) for p in parts]),
-            cell_index=np.concatenate([np.full(p.n_genes, i) for i, p in enumerate(parts)]),
-            gene_ids=np.concatenate([np.asarray(p.gene_ids) for p in parts]),
-            cells=list(cells),
-        )
+        parts = load_cells(self.root, cells, split, self.marks, self.n_bins, self.cache_dir)
+        if subsample:
+            parts = [self._subsample(signals, number) for number, signals in enumerate(parts)]
+        return concatenate(parts)
 
     def setup(self, stage: str | None = None) -> None:
         """Load what ``stage`` needs; fit the transform on the training split if it needs it."""

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from deepchrome.data.cache import load_split
-from deepchrome.data.datamodule import SignalTransform
-from deepchrome.data.release import list_cells
+from deepchrome import files
+from deepchrome.api import Classifier
+from deepchrome.checkpoints import load_classifier
+from deepchrome.data.inputs import check_cells, concatenate, load_cells, model_input
 from deepchrome.errors import DeepChromeError
 from deepchrome.interpret.attributions import METHODS, attribute, linear_weights, make_baseline, summarize
-from deepchrome.training import load_classifier
-
-
-def _load_inputs(root, cells: list[str], split: str, marks: list[str], cache_dir=None):
-    available = list_cells(root)
-    unknown = [c for c in cells if c not in available]
-    if unknown:
-        raise DeepChromeError(f"cell(s) {', '.join(unknown)} not in {root} (available: {', '.join(available)})")
-    parts = []
-    for cell in cells:
-        signals = load_split(root, cell, split, cache_dir=cache_dir)
-        missing = [m for m in marks if m not in signals.marks]
-        if missing:
-            raise DeepChromeError(
-                f"checkpoint was trained on marks {', '.join(marks)}; cell {cell} has {', '.join(signals.marks)}"
-            )
-        parts.append(signals.select_marks(marks))
-    return parts
 
 
 def explain(
@@ -65,20 +47,12 @@ def explain(
 
     if method not in METHODS:
         raise DeepChromeError(f"unknown attribution method {method!r} (available: {', '.join(METHODS)})")
-    net, meta = load_classifier(checkpoint)
-    marks = list(meta["marks"])
-    transform = SignalTransform("raw")
-    if meta.get("transform"):
-        transform.load_state_dict(meta["transform"])
-    parts = _load_inputs(root, cells, split, marks, cache_dir)
-    raw = np.concatenate([np.asarray(p.signals, dtype=np.float32) for p in parts])
-    gene_ids = np.concatenate([np.asarray(p.gene_ids) for p in parts])
-    cell_of = np.concatenate([[p.cell] * p.n_genes for p in parts])
-    if raw.shape[1:] != (meta["n_marks"], meta["n_bins"]):
-        raise DeepChromeError(
-            f"checkpoint expects {meta['n_marks']} marks x {meta['n_bins']} bins, the data has "
-            f"{raw.shape[1]} marks x {raw.shape[2]} bins"
-        )
+    classifier = Classifier.from_checkpoint(checkpoint)
+    net, marks, transform = classifier.net, list(classifier.marks), classifier.transform
+    check_cells(root, cells)
+    parts = load_cells(root, cells, split, marks, classifier.n_bins, cache_dir)
+    stage = concatenate(parts)
+    raw, gene_ids, cell_of = stage.signals, stage.gene_ids, stage.cell_of_gene
     if genes:
         unknown = [g for g in genes if g not in set(gene_ids)]
         if unknown:
@@ -88,25 +62,22 @@ def explain(
             )
         chosen = np.isin(gene_ids, genes)
         raw, gene_ids, cell_of = raw[chosen], gene_ids[chosen], cell_of[chosen]
-    x = transform(torch.from_numpy(raw))
+    x = model_input(raw, transform)
     zero_input = transform(torch.zeros(1, len(marks), 1)).reshape(-1)
     mark_mean = None
     if baseline == "mean":
-        train = np.concatenate(
-            [np.asarray(load_split(root, c, "train", cache_dir).select_marks(marks).signals) for c in cells]
-        )
-        mark_mean = transform(torch.from_numpy(train.astype(np.float32))).mean(dim=(0, 2))
+        train = concatenate(load_cells(root, cells, "train", marks, classifier.n_bins, cache_dir)).signals
+        mark_mean = model_input(train, transform).mean(dim=(0, 2))
     reference = make_baseline(x, baseline, zero_input=zero_input, mark_mean=mark_mean)
     result = attribute(net, x, method=method, baseline=reference, n_steps=n_steps, noise_tunnel=noise_tunnel)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".attributions.tmp.npz"
-    np.savez_compressed(
-        tmp, values=result.values, delta=result.delta if result.delta is not None else np.array([]),
-        log_odds=result.log_odds, gene_ids=gene_ids.astype(str), cells=cell_of.astype(str), marks=np.array(marks),
-    )  # fmt: skip
-    os.replace(tmp, out / "attributions.npz")
+    with files.atomic_path(out / "attributions.npz") as tmp:
+        np.savez_compressed(
+            tmp, values=result.values, delta=result.delta if result.delta is not None else np.array([]),
+            log_odds=result.log_odds, gene_ids=gene_ids.astype(str), cells=cell_of.astype(str), marks=np.array(marks),
+        )  # fmt: skip
     predicted_high = result.log_odds > 0
     grouping = "predicted label (P(high) > 0.5)"
     if predicted_high.all() or not predicted_high.any():
@@ -131,7 +102,8 @@ def explain(
             bins_table, marks, cell, out / f"{cell}_heatmap", halves=grouping.startswith("upper")
         )
         figures.plot_mark_importance(marks_table, cell, out / f"{cell}_marks", linear)
-        marks_table.to_csv(out / f"{cell}_mark_importance.csv", index=False)
+        with files.atomic_path(out / f"{cell}_mark_importance.csv") as tmp:
+            marks_table.to_csv(tmp, index=False)
     probability = 1 / (1 + np.exp(-result.log_odds))
     shown = np.flatnonzero(np.isin(gene_ids, genes)) if genes else np.argsort(-result.log_odds)[:gene_figures]
     for i in shown[: max(gene_figures, len(genes or []))]:
@@ -149,5 +121,5 @@ def explain(
         "median_abs_delta": None if result.delta is None else float(np.median(np.abs(result.delta))),
         "out": str(out),
     }
-    (out / "explain.json").write_text(json.dumps(summary, indent=1))
+    files.write_json(out / "explain.json", summary, indent=1)
     return summary

@@ -5,6 +5,7 @@ from deepchrome.models.base import SignalNet, count_parameters
 from deepchrome.models.cnn import DeepChromeCNN
 from deepchrome.models.linear import AGGREGATES, LinearBaseline, aggregate_bins
 from deepchrome.models.mlp import DeepChromeMLP
+from deepchrome.models.registry import build_network, register_network, registered_networks
 
 __all__ = [
     "AGGREGATES",
@@ -14,5 +15,8 @@ __all__ = [
     "LinearBaseline",
     "SignalNet",
     "aggregate_bins",
+    "build_network",
     "count_parameters",
+    "register_network",
+    "registered_networks",
 ]

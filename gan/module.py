@@ -4,9 +4,6 @@ generator, quality measured on the validation split (checkpoint selection) and t
 from __future__ import annotations
 
 import copy
-import json
-import os
-from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
@@ -14,8 +11,11 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from deepchrome.data.datamodule import SignalTransform
+from deepchrome.checkpoints import load_classifier
+from deepchrome.data.transform import SignalTransform
 from deepchrome.errors import DeepChromeError
+from gan.checkpoint import GAN_FORMAT, check_compatible, gan_meta
+from gan.generation import GENERATION_CHUNK
 from gan.models import OUTPUTS, Discriminator, Generator, observe
 from gan.quality import quality_report, real_reference
 
@@ -40,10 +40,6 @@ def ema_with_warmup(decay: float):
 #: on E123's 200 test genes varied with sd 0.024 between evaluations of 3; checkpoint selection on
 #: the validation split can afford no more every 10 epochs, the one final test evaluation can.
 VALIDATION_REPEATS, TEST_REPEATS = 3, 30
-
-#: Genes per generator pass when many are generated: its activations for 20,000 genes at once
-#: peaked at 2.3 GB, in passes of 2,000 at 0.83 GB.
-GENERATION_CHUNK = 2000
 
 
 class HistoneGAN(pl.LightningModule):
@@ -136,8 +132,6 @@ class HistoneGAN(pl.LightningModule):
         if self.generator is None:
             self._build(datamodule.n_marks, datamodule.n_bins, self.n_cells)
         if self.hparams.classifier_checkpoint and self.classifier is None:
-            from deepchrome.training import load_classifier
-
             net, meta = load_classifier(self.hparams.classifier_checkpoint)
             check_compatible(meta, self.marks, datamodule.n_bins, self.hparams.classifier_checkpoint)
             self.classifier = [net]  # a list: not a submodule, not trained, not in the state dict
@@ -256,28 +250,9 @@ class HistoneGAN(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        meta = _gan_meta(checkpoint, "checkpoint")
+        meta = gan_meta(checkpoint, "checkpoint")
         if self.generator is None:
             self._build(meta["n_marks"], meta["n_bins"], meta["n_cells"])
-
-
-#: Version of the GAN checkpoint layout; 2: generators emit rates, EMA weights are stored;
-#: 3: generators have a per-gene mark level (``Generator.level``).
-GAN_FORMAT = 3
-
-
-def _gan_meta(checkpoint: dict, path) -> dict:
-    meta = checkpoint.get("deepchrome") or {}
-    if meta.get("kind") != "gan":
-        raise DeepChromeError(
-            f"{path} is not a GAN checkpoint (kind: {meta.get('kind')}); train one with deepchrome gan fit"
-        )
-    if meta.get("format") != GAN_FORMAT:
-        raise DeepChromeError(
-            f"{path} was written by an older deepchrome GAN (format {meta.get('format', 1)}, this version reads "
-            f"{GAN_FORMAT}); retrain it with deepchrome gan fit"
-        )
-    return meta
 
 
 def _check_counts(datamodule) -> None:
@@ -293,135 +268,3 @@ def _check_counts(datamodule) -> None:
             f"training signals of {cells} are not read counts (non-integer values, e.g. {example:g}); "
             "train the GAN with --model.output continuous"
         )
-
-
-def check_compatible(meta: dict, marks: list[str], n_bins: int, path) -> None:
-    """Refuse a classifier whose marks/bins differ from the GAN's data, naming both shapes."""
-    if list(meta["marks"]) != list(marks) or meta["n_bins"] != n_bins:
-        raise DeepChromeError(
-            f"classifier {path} expects {meta['n_marks']} marks x {meta['n_bins']} bins "
-            f"({', '.join(meta['marks'])}), the GAN has {len(marks)} marks x {n_bins} bins ({', '.join(marks)})"
-        )
-
-
-def load_gan(path: str | os.PathLike) -> tuple[Generator, dict]:
-    """The EMA generator (eval mode) and metadata of a GAN checkpoint, loaded with ``weights_only=True``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DeepChromeError(f"checkpoint {path} not found")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    meta = _gan_meta(checkpoint, path)
-    generator = Generator(
-        meta["n_marks"], meta["n_bins"], meta["latent_dim"], n_cells=meta["n_cells"], width=meta["width"]
-    )
-    prefix = "generator_ema.module."
-    state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    generator.load_state_dict(state)
-    return generator.eval(), meta
-
-
-def gan_transform(meta: dict) -> SignalTransform:
-    """The data module's transform stored in a GAN checkpoint's metadata (``raw`` when absent)."""
-    transform = SignalTransform("raw")
-    if meta.get("transform"):
-        transform.load_state_dict(meta["transform"])
-    return transform
-
-
-#: The issue's quality targets. The profile target (mean profiles correlate >= 0.9) is judged on
-#: the noise-corrected correlation of every class x mark whose real profile is measured
-#: (``profile_correlation_corrected_min``), and no profile may fall more than 0.1 below what
-#: another real gene set reaches (``profile_correlation_gap_max``). The raw ``profile_correlation_min``
-#: is still reported, but it is no target: real gene sets of a flat mark (100 genes per class)
-#: correlate near 0 with each other, so no generator could reach 0.9 on it.
-TARGETS = {
-    "two_sample_auroc": ("<=", 0.75),
-    "profile_correlation_corrected_min": (">=", 0.9),
-    "profile_correlation_gap_max": ("<=", 0.1),
-    "conditional_fidelity_auroc": (">=", 0.9),
-}
-
-
-def targets_met(quality: dict) -> dict[str, bool]:
-    """Each target in :data:`TARGETS` that ``quality`` reports: met or not."""
-    result = {}
-    for key, (sign, bound) in TARGETS.items():
-        if key in quality and not np.isnan(quality[key]):
-            result[key] = bool(quality[key] <= bound if sign == "<=" else quality[key] >= bound)
-    return result
-
-
-def write_gan_metrics(trainer: pl.Trainer, model: HistoneGAN, run_dir: Path) -> dict:
-    """metrics.json of a GAN run: the best checkpoint (by validation two-sample AUROC), its quality on
-    the validation split (where it was selected) and on the held-out test split (where targets are judged)."""
-    callback = trainer.checkpoint_callback
-    best = getattr(callback, "best_model_path", "") or ""
-    history = getattr(model, "quality_history", {})
-    best_epoch = min(history, key=lambda e: history[e]["two_sample_auroc"]) if history else None
-    trainer.test(model, datamodule=trainer.datamodule, ckpt_path=best or None, verbose=False)
-    test_quality = model.test_quality
-    summary = {
-        "model": "HistoneGAN",
-        "marks": model.marks,
-        "epochs": trainer.current_epoch,
-        "best_checkpoint": best or None,
-        "best_two_sample_auroc": float(callback.best_model_score)
-        if best and callback.best_model_score is not None
-        else None,
-        "best_epoch": best_epoch,
-        "quality": history.get(best_epoch, {}),
-        "test_quality": test_quality,
-        "targets": {key: f"{sign} {bound}" for key, (sign, bound) in TARGETS.items()},
-        "targets_met_on_test": targets_met(test_quality),
-    }
-    path = run_dir / "metrics.json"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(summary, indent=2, default=float))
-    temporary.replace(path)
-    summary["metrics_path"] = str(path)
-    return summary
-
-
-def fit_gan(root, cell: str, run_dir, classifier_checkpoint: str | None = None, minutes: int | None = None,
-            max_epochs: int | None = None) -> dict:  # fmt: skip
-    """Train ``configs/gan.yaml`` on one cell through ``deepchrome gan fit`` (in process); its metrics.json.
-
-    ``minutes`` bounds the training time (epochs unbounded), else ``max_epochs`` (else the config's).
-    """
-    from deepchrome.cli import run
-
-    config = Path(__file__).resolve().parents[1] / "configs" / "gan.yaml"
-    if minutes is not None:
-        length = ["--trainer.max_epochs", "100000", "--trainer.max_time", f"00:00:{minutes:02d}:00"]
-    else:
-        length = [] if max_epochs is None else ["--trainer.max_epochs", str(max_epochs)]
-    classifier = [] if classifier_checkpoint is None else ["--model.classifier_checkpoint", str(classifier_checkpoint)]
-    run([
-        "gan", "fit", "--config", str(config), "--data.root", str(root), "--data.train_cells", f"[{cell}]",
-        *classifier, *length, "--trainer.default_root_dir", str(run_dir),
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-    ])  # fmt: skip
-    return json.loads((Path(run_dir) / "metrics.json").read_text())
-
-
-def generate(generator: Generator, meta: dict, n_per_class: int, seed: int = 0, cell: int | None = None,
-             output: str | None = None, chunk: int = GENERATION_CHUNK) -> tuple[torch.Tensor, np.ndarray]:  # fmt: skip
-    """``n_per_class`` generated genes of each class: signals [2n, marks, bins] (model space), labels [2n].
-
-    ``meta`` is the checkpoint metadata from :func:`load_gan` (transform, output); ``output``
-    overrides it (``continuous``: expected signals, no count draws). Genes go through the generator
-    ``chunk`` at a time (:data:`GENERATION_CHUNK`).
-    """
-    labels = torch.arange(2).repeat_interleave(n_per_class)
-    cells = None if cell is None else torch.full((len(labels),), cell)
-    output = output or meta.get("output", "counts")
-    transform = gan_transform(meta)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # per-bin noise and count draws use the global generator
-        z = torch.randn(len(labels), generator.latent_dim)
-        signals = []
-        for start in range(0, len(labels), chunk):
-            part = slice(start, start + chunk)
-            rate = generator(z[part], labels[part], None if cells is None else cells[part])
-            signals.append(observe(rate, transform, output, meta.get("bin_overlap", 0.0)))
-        return torch.cat(signals), labels.numpy()

@@ -24,44 +24,41 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from deepchrome import files
 from deepchrome.errors import DeepChromeError
+from deepchrome.report.prose import write_report
 
-REPO = Path(__file__).resolve().parents[1]
+#: The checkout's parent, where ../shared/data lives in a source checkout.
+REPO = Path(__file__).resolve().parents[2]
 MODELS = {
-    "CNN, paper settings": ("deepchrome.yaml", {}),
-    "CNN, recommended": ("deepchrome_fast.yaml", {}),
-    "linear (max)": ("linear.yaml", {"model.net.init_args.aggregate": "max"}),
-    "linear (sum)": ("linear.yaml", {"model.net.init_args.aggregate": "sum"}),
-    "linear (mean)": ("linear.yaml", {"model.net.init_args.aggregate": "mean"}),
-    "linear (median)": ("linear.yaml", {"model.net.init_args.aggregate": "median"}),
-    "linear (min)": ("linear.yaml", {"model.net.init_args.aggregate": "min"}),
+    "CNN, paper settings": ("deepchrome", {}),
+    "CNN, recommended": ("deepchrome_fast", {}),
+    "linear (max)": ("linear", {"model.net.init_args.aggregate": "max"}),
+    "linear (sum)": ("linear", {"model.net.init_args.aggregate": "sum"}),
+    "linear (mean)": ("linear", {"model.net.init_args.aggregate": "mean"}),
+    "linear (median)": ("linear", {"model.net.init_args.aggregate": "median"}),
+    "linear (min)": ("linear", {"model.net.init_args.aggregate": "min"}),
     "MLP": ("mlp.yaml", {}),
     # Its LSTMs cost ~4 s per epoch on 2 cores even on 200 genes: capped to keep the report near 30 minutes.
     "AttentiveChrome": ("attentivechrome.yaml", {"trainer.max_epochs": 25}),
 }
-PUBLISHED = [
-    ("DeepChrome (Singh et al. 2016)", "CNN", "mean AUROC 0.80 over 56 cells"),
-    ("AttentiveChrome (Singh et al. 2017)", "attention LSTM", "mean AUROC 0.81 over 56 cells"),
-    ("DeepChrome 2.0 scripts, 55 cells (own scorer)", "CNN", "0.771"),
-    ("DeepChrome 2.0 scripts, 55 cells (own scorer)", "linear (max)", "0.792"),
-    ("DeepChrome 2.0 scripts, 55 cells (own scorer)", "exclusive_all", "0.809"),
-]
 
 
-def _fit(config: Path, root: Path, cell: str, run_dir: Path, seed: int, overrides: dict, fast: dict) -> dict:
-    from deepchrome.sweep import load_with_overrides, run_training
+def _fit(config: str, root: Path, cell: str, run_dir: Path, seed: int, overrides: dict, fast: dict) -> dict:
+    from deepchrome.config import load_config
+    from deepchrome.runs import train, write_metrics
 
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         return json.loads(metrics_path.read_text())
-    settings = load_with_overrides(config, {**overrides, **fast, "seed_everything": seed, "data.root": str(root),
-                                            "data.train_cells": [cell], "data.seed": seed}, str(config))  # fmt: skip
+    quiet = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}
+    settings = load_config(config, {**overrides, **fast, **quiet, "seed_everything": seed, "data.root": str(root),
+                                    "data.train_cells": [cell], "data.seed": seed})  # fmt: skip
     start = time.perf_counter()
-    metrics = run_training(settings, run_dir)
+    metrics = train(settings, run_dir).metrics
     metrics["seconds"] = time.perf_counter() - start
-    metrics_path.write_text(json.dumps(metrics, indent=1))
+    write_metrics(run_dir, metrics)
     return metrics
 
 
@@ -74,7 +71,7 @@ def classifier_table(root: Path, cells: list[str], seeds: int, work: Path, fast:
         for cell in cells:
             for seed in range(seeds):
                 slug = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
-                metrics = _fit(REPO / "configs" / config, root, cell, work / slug / f"{cell}-seed{seed}", seed,
+                metrics = _fit(config, root, cell, work / slug / f"{cell}-seed{seed}", seed,
                                overrides, fast)  # fmt: skip
                 rows.append({"model": name, "cell": cell, "seed": seed, "test_auroc": metrics["test_auroc"],
                              "test_auprc": metrics["test_auprc"], "parameters": metrics["n_parameters"],
@@ -126,14 +123,13 @@ def _gan_row(cell: str, metrics: dict) -> dict:
     }
 
 
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    with files.atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
 def _best_checkpoint(run_dir: Path) -> str:
     return json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"]
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    from deepchrome.experiments import markdown_table
-
-    return markdown_table(frame)
 
 
 def run_report(
@@ -183,7 +179,7 @@ def run_report(
     progress = tqdm(total=total, desc="report", unit="step")
 
     real = classifier_table(root, cells, seeds, work / "real", quick, progress, models)
-    real.to_csv(out / "classifiers_real.csv", index=False)
+    _write_csv(real, out / "classifiers_real.csv")
     real_summary, real_sentence = summarize_classifiers(real)
 
     from deepchrome.data.simulate import simulate_release
@@ -192,20 +188,17 @@ def run_report(
     if not (simulated_root / "ground_truth.json").is_file():
         simulate_release(simulated_root, n_cells=1, n_genes=simulated_genes, seed=0)
     simulated = classifier_table(simulated_root, ["S01"], seeds, work / "simulated", quick, progress, models)
-    simulated.to_csv(out / "classifiers_simulated.csv", index=False)
+    _write_csv(simulated, out / "classifiers_simulated.csv")
     simulated_summary, simulated_sentence = summarize_classifiers(simulated)
 
     # cross-cell summary
     from deepchrome.experiments import run_experiment
 
-    experiment_config = work / "cross_cell.yaml"
-    experiment_config.write_text(yaml.safe_dump({
-        "root": str(root.resolve()), "models": {"cnn": str(REPO / "configs/deepchrome.yaml"),
-                                                "linear": str(REPO / "configs/linear.yaml")},
+    run_experiment({
+        "root": str(root.resolve()), "models": {"cnn": "deepchrome", "linear": "linear"},
         "overrides": quick, "families": ["single", "test_on_rest", "exclusive_all", "inclusive_all"],
         "selection": ["target_val", "strict"], "study_name": "report-cross-cell", "targets": cells,
-    }))  # fmt: skip
-    run_experiment(experiment_config, out=work / "cross_cell")
+    }, out=work / "cross_cell")  # fmt: skip
     # the experiment's own summary, one heading level down (its first line is the title)
     cross_summary = (work / "cross_cell" / "summary.md").read_text().split("\n", 2)[2].replace("\n## ", "\n### ")
     for name in ("test_on_rest_cnn.png", "families.png"):
@@ -221,14 +214,14 @@ def run_report(
         if (gan_dir / "metrics.json").is_file():
             metrics = json.loads((gan_dir / "metrics.json").read_text())
         else:
-            from gan.training import fit_gan
+            from gan.fitting import fit_gan
 
             metrics = fit_gan(root, cell, gan_dir, cnn_checkpoints[cell], minutes=None if fast else gan_minutes,
                               max_epochs=2 if fast else None)  # fmt: skip
         gan_metrics[cell] = metrics
         gan_rows.append(_gan_row(cell, metrics))
     gan_table = pd.DataFrame(gan_rows)
-    gan_table.to_csv(out / "gan_quality.csv", index=False)
+    _write_csv(gan_table, out / "gan_quality.csv")
     from gan.visualize import visualize
 
     best_gan = gan_metrics[cells[0]]["best_checkpoint"] or str(work / "gan" / cells[0] / "checkpoints" / "last.ckpt")
@@ -250,101 +243,18 @@ def run_report(
     # the whole report's runtime is only measured by a run from an empty work folder; keep it
     timing = work / "timing.json"
     if from_empty:
-        timing.write_text(json.dumps({"minutes_from_empty": minutes, "cpu_count": os.cpu_count()}))
+        files.write_json(timing, {"minutes_from_empty": minutes, "cpu_count": os.cpu_count()})
     whole = json.loads(timing.read_text())["minutes_from_empty"] if timing.is_file() else None
     runtime = (
         f"the whole report, from an empty work folder, took **{whole:.1f} minutes**"
         if whole is not None
         else "the whole report's runtime was not measured (the work folder was not empty at the first run)"
     )
-    levels = {name: dict(zip(gan_metrics[cells[0]]["marks"], values, strict=True))
-              for name, values in gan_summary["prototype_promoter_levels"].items()}  # fmt: skip
     fit_minutes = (real["seconds"].sum() + simulated["seconds"].sum()) / 60
-    top = gan_summary["interactions"][0]
-    lines = [
-        "# deepchrome reproduction report",
-        "",
-        f"Generated by `deepchrome report` on {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores: {runtime} "
-        f"(the classifier fits {fit_minutes:.0f} minutes of it); this run took {minutes:.1f} minutes, reusing "
-        f"cached steps where there were any. Real data: {', '.join(cells)} "
-        f"from `{os.path.relpath(root)}` (Roadmap Epigenomics, 200 genes per split); simulated: one cell of "
-        f"{simulated_genes} genes "
-        f"(`deepchrome.data.simulate`). {seeds} seed(s) per model and cell. AttentiveChrome is trained for at "
-        "most 25 epochs here (to bound the report's runtime); every other model uses its config as shipped.",
-        "",
-        "## Classifiers on real data",
-        "",
-        real_sentence,
-        "",
-        _markdown(real_summary),
-        "",
-        "## Classifiers on simulated data",
-        "",
-        simulated_sentence,
-        "",
-        _markdown(simulated_summary),
-        "",
-        "## Cross-cell experiments",
-        "",
-        cross_summary,
-        "![train x test](cross_cell_test_on_rest_cnn.png)",
-        "",
-        "## GAN",
-        "",
-        f"One conditional GAN per cell, trained for {gan_minutes} minutes on its 200 training genes; the "
-        "checkpoint is chosen by two-sample AUROC on the validation split and judged on the test split. "
-        "'real' columns: the same measure with real training genes in place of generated ones (what a "
-        "perfect generator of this cell's genes would score). Targets: two-sample AUROC <= 0.75, profile "
-        "correlation >= 0.9 per class x mark, conditional fidelity >= 0.9. Flat, noisy marks (H3K9me3, "
-        "low-class H3K36me3) correlate far below 0.9 even between two real gene sets of 100 genes ('min "
-        "profile r (real)'), so the profile target is judged on the correlation corrected for the real "
-        "genes' sampling noise, over the class x marks whose real profile is measured (split-half "
-        "reliability >= 0.8; 'measured' of 10), and on the shortfall below min(0.9, real-vs-real) over all "
-        "(<= 0.1). The classifier scores real genes at its own test AUROC, the fidelity a generator as good "
-        "as the data would reach.",
-        "",
-        _markdown(gan_table),
-        "",
-        f"Strongest pairwise interaction in the combinatorial map ({cells[0]}): {top['mark_a']} x {top['mark_b']} "
-        f"({top['interaction']:.4f} +/- {top['std']:.4f}). The class-conditional profiles (generated dashed "
-        "over real solid), the GAN-prior prototypes beside DeepChrome's input optimization, and the map. "
-        "Promoter H3K4me3 (log1p, bins 41-60) of the prototypes: GAN prior high "
-        f"{levels['GAN prior, high'].get('H3K4me3', float('nan')):.2f} vs low "
-        f"{levels['GAN prior, low'].get('H3K4me3', float('nan')):.2f}; input optimization high "
-        f"{levels['input optimization, high'].get('H3K4me3', float('nan')):.2f} vs low "
-        f"{levels['input optimization, low'].get('H3K4me3', float('nan')):.2f}. The GAN prior keeps "
-        "prototypes on realistic genes (a broad peak around the TSS); input optimization gives scattered spikes.",
-        "",
-        "![profiles](gan/profiles.png)",
-        "![prototypes](gan/prototypes.png)",
-        "![combinatorial map](gan/combinatorial_map.png)",
-        "",
-        "## Attributions",
-        "",
-        f"IntegratedGradients on {cells[0]} (CNN, paper settings): marks by importance "
-        f"{', '.join(attribution['ranked_marks'])}.",
-        "",
-        f"![marks](attributions/{cells[0]}_marks.png)",
-        f"![heatmap](attributions/{cells[0]}_heatmap.png)",
-        "",
-        "## Published numbers and the differences in method that matter",
-        "",
-        "| source | model | published |",
-        "| --- | --- | --- |",
-        *[f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED],
-        "",
-        "- **The scorer**: the DeepChrome 2.0 re-implementation scored `exp(logit)` instead of a probability "
-        "and reported AUROCs below 0.5 for some runs; deepchrome computes AUROC with torchmetrics from "
-        "softmax probabilities.",
-        "- **Batch-dependent linear scaling**: the original linear model divided each batch by its maximum, so "
-        "a gene's score depended on its batch-mates; deepchrome fits the scale once on training data.",
-        "- **Target-label leakage**: the paper selected exclusive-family models on the target cell's validation "
-        "split; deepchrome runs that (`target_val`) and a `strict` selection and reports both.",
-        "- **Orientation**: the public release keeps bins in genomic order, not flipped for minus-strand genes; "
-        "`deepchrome prepare` orients by strand by default and offers `--orientation genomic` for parity.",
-        "- **Data size**: the tables here use 200 genes per split of two cells, not 6,601 of 56; the published "
-        "means are over 56 cells and are not directly comparable.",
-        "",
-    ]
-    (out / "README.md").write_text("\n".join(lines))
-    return out / "README.md"
+    return write_report(
+        out, minutes=minutes, runtime=runtime, fit_minutes=fit_minutes, cells=cells, root=root,
+        simulated_genes=simulated_genes, seeds=seeds, real_sentence=real_sentence, real_summary=real_summary,
+        simulated_sentence=simulated_sentence, simulated_summary=simulated_summary, cross_summary=cross_summary,
+        gan_minutes=gan_minutes, gan_table=gan_table, gan_summary=gan_summary, gan_marks=gan_metrics[cells[0]]["marks"],
+        attribution=attribution,
+    )  # fmt: skip

@@ -1,0 +1,204 @@
+"""Training configs: packaged names, YAML files or dicts, dotted overrides, and where paths point.
+
+A training config is the LightningCLI YAML that ``deepchrome fit --config`` takes (sections
+``trainer``, ``model``, ``data``, ``seed_everything``). Sources:
+
+- a packaged name (``"deepchrome"``, ``"linear"``, ``"sweeps/cnn"``): a file under
+  ``deepchrome/configs/``, installed with the package;
+- a YAML path;
+- a dict (already loaded).
+
+**Paths.** Input paths written in a config file (``data.root``, ``data.cache_dir``,
+``model.classifier_checkpoint``) resolve relative to that file, so a config and its data travel
+together and packaged configs find the bundled example wherever the package is installed. Output
+folders (``trainer.default_root_dir``) and every path given as an override (command line or
+Python) resolve relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import os
+from pathlib import Path
+
+import yaml
+
+from deepchrome.errors import DeepChromeError
+
+#: Packaged configs, installed with the package.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: Input paths of a training config, resolved relative to the file that names them.
+INPUT_PATHS = ("data.root", "data.cache_dir", "model.classifier_checkpoint")
+#: Output paths: relative to the working directory wherever they are written.
+OUTPUT_PATHS = ("trainer.default_root_dir",)
+SECTIONS = {
+    "trainer": "lightning.pytorch.Trainer",
+    "data": "deepchrome.data.datamodule.HistoneDataModule",
+    "model": "deepchrome.training.ExpressionClassifier",
+}
+
+
+def packaged_configs() -> list[str]:
+    """Names of the packaged configs (``deepchrome``, ``sweeps/cnn``, ...)."""
+    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
+
+
+def config_path(source: str | os.PathLike) -> Path:
+    """The file a config source names: an existing path, else a packaged config of that name.
+
+    Raises
+    ------
+    DeepChromeError
+        If neither exists (the message lists the packaged names).
+    """
+    path = Path(source)
+    if path.is_file():
+        return path.resolve()
+    name = str(source).removesuffix(".yaml").removeprefix("configs/")
+    packaged = CONFIG_DIR / f"{name}.yaml"
+    if packaged.is_file():
+        return packaged
+    raise DeepChromeError(
+        f"config {source} not found: not a file, nor a packaged config ({', '.join(packaged_configs())})"
+    )
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping from ``path``, with one-line errors for unreadable or non-mapping files."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise DeepChromeError(f"{where}: not valid YAML ({problem})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeepChromeError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DeepChromeError(f"{path}: expected a mapping of settings, found a {type(data).__name__}")
+    return data
+
+
+def load_config(
+    source: str | os.PathLike | dict,
+    overrides: dict | None = None,
+    where: str = "overrides",
+) -> dict:
+    """A training config as a dict, input paths absolute, with dotted ``overrides`` applied.
+
+    Parameters
+    ----------
+    source
+        Packaged name, YAML path or dict (a dict's relative paths are taken from the working
+        directory).
+    overrides
+        ``{"data.root": "data/example", "trainer.max_epochs": 3}``: each path is checked against
+        the config and the classes' arguments first (errors name ``where``); relative paths in
+        them resolve against the working directory.
+
+    Returns
+    -------
+    dict
+        A new dict (the source is not modified).
+    """
+    if isinstance(source, dict):
+        config = copy.deepcopy(source)
+        resolve_input_paths(config, Path.cwd())
+    else:
+        path = config_path(source)
+        config = read_yaml(path)
+        resolve_input_paths(config, path.parent)
+    apply_overrides(config, overrides, where, Path.cwd())
+    return config
+
+
+def apply_overrides(config: dict, overrides: dict | None, where: str, base: Path) -> dict:
+    """Set each dotted path of ``overrides`` (checked first); relative input paths resolve against ``base``."""
+    for dotted, value in (overrides or {}).items():
+        check_path(config, dotted, where)
+        if dotted in INPUT_PATHS and isinstance(value, str | os.PathLike) and os.fspath(value):
+            value = absolute_input(value, base)
+        set_path(config, dotted, value)
+    return config
+
+
+def resolve_input_paths(config: dict, base: Path) -> dict:
+    """Make the relative input paths of ``config`` absolute against ``base`` (in place)."""
+    for dotted in INPUT_PATHS:
+        value = get_path(config, dotted)
+        if isinstance(value, str) and value:
+            set_path(config, dotted, absolute_input(value, base))
+    return config
+
+
+def absolute_input(value: str | os.PathLike, base: Path) -> str:
+    """``value`` as an absolute path relative to ``base``; ``data/example`` that is not there means
+    the bundled example (:func:`deepchrome.data.example.resolve_root`)."""
+    from deepchrome.data.example import EXAMPLE_NAMES, EXAMPLE_ROOT
+
+    path = Path(os.path.expanduser(os.fspath(value)))
+    target = path if path.is_absolute() else base / path
+    if not target.exists() and path.as_posix().rstrip("/") in EXAMPLE_NAMES:
+        return str(EXAMPLE_ROOT)
+    return str(target.resolve())
+
+
+def _class_parameters(class_path: str) -> set[str] | None:
+    try:
+        module, name = class_path.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+
+
+def check_path(config: dict, dotted: str, where: str) -> None:
+    """Raise unless ``dotted`` names a key of ``config``, an argument of the Trainer, data module or
+    model (``trainer.min_epochs``), or an init argument of a ``class_path`` in it."""
+    if dotted == "seed_everything":
+        return
+    node = config
+    parts = dotted.split(".")
+    if len(parts) == 2 and parts[0] in SECTIONS and parts[1] in (_class_parameters(SECTIONS[parts[0]]) or ()):
+        return
+    for depth, key in enumerate(parts):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+            continue
+        parent = node if isinstance(node, dict) else None
+        if depth and parts[depth - 1] == "init_args" and parent is not None:
+            grand = get_path(config, ".".join(parts[: depth - 1]))
+            allowed = _class_parameters(grand.get("class_path", "")) if isinstance(grand, dict) else None
+            if allowed is not None and key in allowed and depth == len(parts) - 1:
+                return
+        if key == "init_args" and isinstance(node, dict) and "class_path" in node and depth == len(parts) - 2:
+            allowed = _class_parameters(node["class_path"])
+            if allowed is not None and parts[-1] in allowed:
+                return
+        raise DeepChromeError(f"{where}: {dotted} is not a path in the config (no {key!r} there)")
+
+
+def get_path(config: dict, dotted: str):
+    """Value at a dotted path (``None`` if absent)."""
+    node = config
+    for key in dotted.split(".") if dotted else []:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def set_path(config: dict, dotted: str, value) -> None:
+    """Set a dotted path, creating ``init_args`` dicts as needed; a new ``class_path`` drops the old
+    class's ``init_args`` (they belong to another class)."""
+    parts = dotted.split(".")
+    node = config
+    for key in parts[:-1]:
+        node = node.setdefault(key, {})
+    if parts[-1] == "class_path" and node.get("class_path") != value:
+        node["init_args"] = {}
+    node[parts[-1]] = value

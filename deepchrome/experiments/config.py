@@ -1,0 +1,87 @@
+"""Experiment configs: families, selections, targets, models; validated before anything runs."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+from deepchrome.config import absolute_input, apply_overrides, config_path, load_config, read_yaml
+from deepchrome.errors import DeepChromeError
+
+FAMILIES = (
+    "single", "test_on_rest", "inclusive_all", "exclusive_all", "inclusive_random", "exclusive_random",
+    "inclusive_high", "exclusive_high", "inclusive_somewhat", "exclusive_somewhat", "size",
+)  # fmt: skip
+SELECTIONS = ("target_val", "strict")
+
+
+EXPERIMENT_KEYS = ("root", "models", "overrides", "families", "selection", "targets", "k_random", "thresholds",
+                   "size", "seed", "expression_dir", "study_name")  # fmt: skip
+
+
+def load_experiment_config(source: str | os.PathLike | dict) -> dict:
+    """Read and validate an experiment config: a file (paths resolve relative to it), a packaged name
+    (``experiments/example``) or a dict (paths relative to the working directory).
+
+    Raises
+    ------
+    DeepChromeError
+        For unknown families, selections or cells, thresholds outside [-1, 1], missing files.
+    """
+    from deepchrome.data.release import list_cells
+
+    if isinstance(source, dict):
+        raw, path, folder = copy.deepcopy(source), "experiment config", Path.cwd()
+    else:
+        file = config_path(source)
+        raw, path, folder = read_yaml(file), str(source), file.parent
+    unknown = sorted(set(raw) - set(EXPERIMENT_KEYS))
+    if unknown:
+        raise DeepChromeError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(EXPERIMENT_KEYS)})")
+    root = Path(absolute_input(raw.get("root", "data/example"), folder))
+    cells = list_cells(root)
+    models = {}
+    for name, model_source in (raw.get("models") or {"linear": "linear"}).items():
+        if not isinstance(model_source, dict):
+            candidate = folder / str(model_source)
+            model_source = candidate if candidate.is_file() else model_source  # else a packaged name
+        config = load_config(model_source)
+        apply_overrides(config, raw.get("overrides"), f"{path}: overrides", folder)
+        config.setdefault("data", {})["root"] = str(root)
+        models[name] = config
+    families = raw.get("families") or list(FAMILIES)
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise DeepChromeError(f"{path}: unknown famil(ies) {', '.join(unknown)} (available: {', '.join(FAMILIES)})")
+    selection = raw.get("selection") or list(SELECTIONS)
+    bad = [s for s in selection if s not in SELECTIONS]
+    if bad:
+        raise DeepChromeError(f"{path}: unknown selection {', '.join(bad)} (available: {', '.join(SELECTIONS)})")
+    targets = raw.get("targets") or cells
+    missing = [t for t in targets if t not in cells]
+    if missing:
+        raise DeepChromeError(
+            f"{path}: target cell(s) {', '.join(missing)} not in {root} (available: {', '.join(cells)})"
+        )
+    thresholds = {"high": 0.8, "somewhat": 0.5, **(raw.get("thresholds") or {})}
+    for name, value in thresholds.items():
+        if not isinstance(value, int | float) or not -1 <= value <= 1:
+            raise DeepChromeError(f"{path}: thresholds.{name} = {value!r}, expected a number in [-1, 1]")
+    if thresholds["somewhat"] > thresholds["high"]:
+        raise DeepChromeError(f"{path}: thresholds.somewhat ({thresholds['somewhat']}) > thresholds.high")
+    expression_dir = raw.get("expression_dir")
+    return {
+        "root": root,
+        "cells": cells,
+        "models": models,
+        "families": families,
+        "selection": selection,
+        "targets": targets,
+        "k_random": int(raw.get("k_random", 2)),
+        "thresholds": thresholds,
+        "size": {"fractions": [0.1, 0.25, 0.5, 1.0], "n_cells": [1, 2, 4], **(raw.get("size") or {})},
+        "seed": int(raw.get("seed", 0)),
+        "expression_dir": Path(absolute_input(expression_dir, folder)) if expression_dir else root / "expression",
+        "study_name": raw.get("study_name", Path(str(source)).stem if not isinstance(source, dict) else "experiment"),
+    }

@@ -1,0 +1,114 @@
+"""The Python API as a notebook user drives it: fit, load, predict; configs by name, path or dict."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import deepchrome
+from deepchrome.errors import DeepChromeError
+from tests.conftest import EXAMPLE, REPO
+
+QUIET = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}
+
+
+def readme_python_blocks() -> list[str]:
+    """The README's ```python blocks that use the package API (the ones marked to run)."""
+    text = (REPO / "README.md").read_text()
+    return re.findall(r"```python\n# (?:runs as a test)\n(.*?)```", text, flags=re.S)
+
+
+@pytest.fixture(scope="module")
+def api_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("api")
+    cwd = os.getcwd()
+    os.chdir(folder)  # the snippet's relative paths: outside the checkout, data/example is the bundled copy
+    try:
+        namespace: dict = {}
+        blocks = readme_python_blocks()
+        assert blocks, "README has no ```python block marked '# runs as a test'"
+        exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    finally:
+        os.chdir(cwd)
+    return folder, namespace
+
+
+def test_readme_snippet_runs_outside_the_checkout(api_run):
+    folder, ns = api_run
+    run, clf, p = ns["run"], ns["clf"], ns["p"]
+    metrics = json.loads((run.dir / "metrics.json").read_text())
+    assert run.metrics["test_auroc"] == metrics["test_auroc"]
+    assert run.dir == folder / "runs" / "deepchrome"  # outputs relative to the working directory
+    assert metrics["epochs"] == 3 and os.path.isfile(run.best_checkpoint)
+    # the prediction equals the fit's own test predictions for those genes (transform applied by load)
+    table = pd.read_csv(run.dir / "test_predictions.csv", dtype={"gene_id": str})
+    s01 = table[table.cell == "S01"]
+    assert p.shape == (len(s01),)
+    np.testing.assert_allclose(p, s01.probability.to_numpy(), atol=2e-6)
+    assert clf.marks == ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
+    assert clf.train_cells == ["S01", "S02", "S03", "S04"]
+
+
+def test_predict_applies_the_stored_transform_and_mark_order(api_run):
+    _, ns = api_run
+    clf = ns["clf"]
+    signals = deepchrome.data.load_split(EXAMPLE, "S02", "test")
+    p = clf.predict(signals)
+    # forgetting the transform (log1p) gives other probabilities: the model must not be fed raw counts
+    import torch
+
+    with torch.inference_mode():
+        raw = torch.softmax(clf.net(torch.from_numpy(signals.signals.astype(np.float32))), 1)[:, 1].numpy()
+    assert np.abs(raw - p).max() > 0.01
+    # marks in another order are put back in the model's order by name
+    reordered = signals.select_marks(list(reversed(signals.marks)))
+    np.testing.assert_allclose(clf.predict(reordered), p, atol=1e-6)
+    table = clf.predict_table(signals)
+    assert list(table.columns) == ["gene_id", "cell", "probability", "predicted_label", "label"]
+    np.testing.assert_allclose(table.probability.to_numpy(), p)
+
+
+def test_predict_refuses_other_marks_or_bins(api_run):
+    _, ns = api_run
+    clf = ns["clf"]
+    signals = deepchrome.data.load_split(EXAMPLE, "S01", "test")
+    with pytest.raises(DeepChromeError, match="has marks H3K27me3, H3K36me3, H3K4me1, H3K4me3; the model was trained"):
+        clf.predict(signals.select_marks(["H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3"]))
+    with pytest.raises(DeepChromeError, match="has 50 bins per gene; the model reads 100"):
+        clf.predict(signals.central_bins(50))
+    with pytest.raises(DeepChromeError, match=r"shape \(3, 5, 7\)"):
+        clf.predict(np.zeros((3, 5, 7)))
+
+
+def test_fit_takes_a_path_or_a_dict_and_checks_overrides(tmp_path):
+    config = yaml.safe_load((REPO / "configs" / "linear.yaml").read_text())
+    config["data"]["root"] = str(EXAMPLE)
+    run = deepchrome.fit(config, {"trainer.max_epochs": 2, **QUIET}, run_dir=tmp_path / "dict")
+    again = deepchrome.fit(REPO / "configs" / "linear.yaml", {"trainer.max_epochs": 2, **QUIET}, run_dir=tmp_path / "p")
+    assert run.metrics["test_auroc"] == again.metrics["test_auroc"]  # same seed, same data, same result
+    assert run.metrics["n_parameters"] == 12
+    with pytest.raises(DeepChromeError, match="overrides: trainer.max_epoch is not a path in the config"):
+        deepchrome.fit("linear", {"trainer.max_epoch": 2})
+    with pytest.raises(DeepChromeError, match="config nonexistent not found: not a file, nor a packaged config"):
+        deepchrome.fit("nonexistent")
+
+
+def test_input_paths_in_a_config_file_resolve_relative_to_it(tmp_path):
+    from deepchrome.config import load_config
+
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "mine.yaml"
+    path.write_text(yaml.safe_dump({"data": {"root": "../release"}, "trainer": {"default_root_dir": "runs/x"}}))
+    config = load_config(path, {"data.cache_dir": "cache"})
+    assert config["data"]["root"] == str(tmp_path / "release")  # relative to the file
+    assert config["data"]["cache_dir"] == str(Path.cwd() / "cache")  # an override: the working directory
+    assert config["trainer"]["default_root_dir"] == "runs/x"  # outputs: working directory, at run time
+    packaged = load_config("deepchrome")
+    assert packaged["data"]["root"] == str(EXAMPLE.resolve())  # the bundled example, wherever installed
