@@ -27,6 +27,8 @@ _LAZY = {
     "explain": "deepchrome.interpret.explain",
     "run_report": "deepchrome.report.build",
     "DeepChromeError": "deepchrome.errors",
+    "compare": "deepchrome.stats",
+    "compare_runs": "deepchrome.stats",
 }
 _SUBMODULES = ("data", "models", "interpret", "stats", "config", "runs")
 

@@ -35,6 +35,7 @@ training (LightningCLI; see `deepchrome fit --help`):
 
 interpretation:
   explain    captum attributions of a checkpoint, with tables and figures
+  compare    paired AUROC difference of two runs on the same genes (DeLong test, interval)
 
 data:
   simulate   write a simulated data set in the release layout
@@ -400,6 +401,31 @@ def _gan(argv: list[str]) -> None:
         print(f"figures: {args.out}")
 
 
+def _compare(argv: list[str]) -> None:
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="deepchrome compare",
+        description="Paired AUROC difference of two runs scored on the same test genes (DeLong).",
+    )
+    parser.add_argument("run_a", help="run folder (holding test_predictions.csv) or a predictions CSV")
+    parser.add_argument("run_b", help="run folder or predictions CSV, scored on the same genes")
+    parser.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    from deepchrome.stats import compare_runs
+
+    result = compare_runs(args.run_a, args.run_b, level=args.level)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return
+    print(
+        f"AUROC a {result.auroc_a:.4f}, b {result.auroc_b:.4f}; difference a - b {result.difference:+.4f} "
+        f"({args.level:.0%} CI {result.ci_low:+.4f} to {result.ci_high:+.4f}), DeLong p = {result.p_value:.3g}, "
+        f"{result.n_genes} shared genes"
+    )
+
+
 def _report(argv: list[str]) -> None:
     from deepchrome.report import MODELS
 
@@ -437,6 +463,7 @@ def main(argv: list[str] | None = None) -> None:
         "sweep": _sweep,
         "experiment": _experiment,
         "report": _report,
+        "compare": _compare,
     }
     try:
         if not argv or argv[0] in ("-h", "--help"):

@@ -171,7 +171,8 @@ def train(
 
         summary = evaluate_best(trainer, model, datamodule)
         if trainer.is_global_zero:
-            write_test_predictions(model, datamodule, run_dir / "test_predictions.csv")
+            path = write_test_predictions(model, datamodule, run_dir / "test_predictions.csv")
+            summary.update(test_intervals(path))
     if trainer.is_global_zero:
         write_metrics(run_dir, summary)
     summary["metrics_path"] = str(run_dir / "metrics.json")
@@ -202,6 +203,35 @@ def evaluate(
     method = getattr(trainer, stage)
     kwargs = {} if stage == "predict" else {"verbose": False}
     return method(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs)
+
+
+def test_intervals(predictions: str | os.PathLike) -> dict:
+    """95% intervals of the test AUROC (DeLong) and AUPRC (bootstrap over genes), pooled and per cell.
+
+    Keys ``test_auroc_ci_low``/``_high``, ``test_auprc_ci_low``/``_high`` and, with several test
+    cells, ``test_<cell>_auroc_ci_low``... (``interval_method`` says how). A cell whose test genes
+    are all of one class gets none.
+    """
+    import pandas as pd
+
+    from deepchrome.stats import auprc_ci, auroc_ci
+
+    table = pd.read_csv(predictions, dtype={"gene_id": str, "cell": str})
+    groups = [("test", table)]
+    if table.cell.nunique() > 1:
+        groups += [(f"test_{cell}", part) for cell, part in table.groupby("cell", sort=False)]
+    out = {}
+    for prefix, part in groups:
+        if part.label.nunique() < 2:
+            continue
+        auroc = auroc_ci(part.label.to_numpy(), part.probability.to_numpy())
+        auprc = auprc_ci(part.label.to_numpy(), part.probability.to_numpy())
+        for metric, interval in (("auroc", auroc), ("auprc", auprc)):
+            out[f"{prefix}_{metric}_ci_low"] = interval["ci_low"]
+            out[f"{prefix}_{metric}_ci_high"] = interval["ci_high"]
+    if out:
+        out["interval_method"] = f"95%: AUROC {auroc['method']}; AUPRC {auprc['method']}"
+    return out
 
 
 def write_metrics(run_dir: str | os.PathLike, summary: dict) -> Path:

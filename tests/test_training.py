@@ -142,3 +142,33 @@ def test_print_config_shows_the_network():
     result = deepchrome("fit", "--config", "configs/deepchrome.yaml", "--print_config")
     assert "class_path: deepchrome.models.DeepChromeCNN" in result.stdout
     assert "lr: 0.001" in result.stdout
+
+
+def test_fit_writes_test_predictions_and_intervals(trained, tmp_path):
+    run_dir, _ = trained
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    table = pd.read_csv(run_dir / "test_predictions.csv", dtype={"gene_id": str})
+    assert list(table.columns) == ["gene_id", "cell", "probability", "predicted_label", "label"]
+    assert len(table) == 400 and sorted(table.cell.unique()) == ["S01", "S02", "S03", "S04"]
+    from deepchrome.stats import auroc_ci
+
+    # the table is the best checkpoint's test split: its AUROC is metrics.json's (torchmetrics, float32)
+    pooled = auroc_ci(table.label.to_numpy(), table.probability.to_numpy())
+    assert abs(pooled["value"] - metrics["test_auroc"]) < 1e-5
+    assert metrics["test_auroc_ci_low"] == pytest.approx(pooled["ci_low"])
+    assert metrics["test_auroc_ci_low"] < metrics["test_auroc"] < metrics["test_auroc_ci_high"]
+    assert metrics["test_auprc_ci_low"] < metrics["test_auprc"] < metrics["test_auprc_ci_high"]
+    s03 = table[table.cell == "S03"]
+    assert metrics["test_S03_auroc_ci_low"] == pytest.approx(auroc_ci(s03.label, s03.probability)["ci_low"])
+    # compare: a run against itself differs by exactly 0 on its 400 genes
+    result = deepchrome("compare", str(run_dir), str(run_dir / "test_predictions.csv"), "--json")
+    same = json.loads(result.stdout)
+    assert same["difference"] == 0 and same["n_genes"] == 400 and same["auroc_a"] == pytest.approx(pooled["value"])
+    shuffled = table.assign(probability=table.probability.sample(frac=1, random_state=0).to_numpy())
+    shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
+    other = json.loads(deepchrome("compare", str(run_dir), str(tmp_path / "shuffled.csv"), "--json").stdout)
+    assert other["difference"] > 0 and other["ci_low"] < other["difference"] < other["ci_high"]
+    fewer = table.iloc[:-1]
+    fewer.to_csv(tmp_path / "fewer.csv", index=False)
+    refused = deepchrome("compare", str(run_dir), str(tmp_path / "fewer.csv"), check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
