@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,11 +17,22 @@ import pytest
 
 from deepchrome.data import read_release_csv
 from tests.cli import run_cli
+from tests.tree import hidden, snapshot
 
 
 def build_tarball(roadmap, extra: tarfile.TarInfo | None = None) -> bytes:
+    """The release layout of the real subset as data.tar.gz (the plain one is built once per session)."""
+    return _build_tarball(roadmap, extra) if extra is not None else _plain_tarball(roadmap)
+
+
+@functools.cache
+def _plain_tarball(roadmap) -> bytes:
+    return _build_tarball(roadmap, None)
+
+
+def _build_tarball(roadmap, extra: tarfile.TarInfo | None) -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
         for cell in ("E003", "E123"):
             for split in ("train", "valid", "test"):
                 tar.add(roadmap / cell / "classification" / f"{split}.csv", f"data/{cell}/classification/{split}.csv")
@@ -31,11 +45,13 @@ def build_tarball(roadmap, extra: tarfile.TarInfo | None = None) -> bytes:
 class Server:
     """Serves /api/records/2652278 and /files/data.tar.gz with Range support and fault injection."""
 
-    def __init__(self, archive: bytes, checksum: str | None = None):
+    def __init__(self, archive: bytes, checksum: str | None = None, record: object = None):
         self.archive = archive
         self.checksum = checksum or "md5:" + hashlib.md5(archive).hexdigest()
+        self.record = record  # metadata to serve instead of the well-formed record
         self.cut_after: int | None = None  # close the connection after this many bytes, once
         self.ranges: list[str | None] = []
+        self.paths: list[str] = []  # every request, in order
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,10 +59,13 @@ class Server:
                 pass
 
             def do_GET(self):
+                outer.paths.append(self.path)
                 if self.path == "/api/records/2652278":
                     url = f"http://127.0.0.1:{outer.port}/files/data.tar.gz"
                     body = json.dumps(
-                        {
+                        outer.record
+                        if outer.record is not None
+                        else {
                             "files": [
                                 {
                                     "key": "data.tar.gz",
@@ -68,6 +87,12 @@ class Server:
                 header = self.headers.get("Range")
                 outer.ranges.append(header)
                 start = int(header.split("=")[1].split("-")[0]) if header else 0
+                if start >= len(outer.archive):  # as real servers do: nothing to send from there
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(outer.archive)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = outer.archive[start:]
                 self.send_response(206 if header else 200)
                 self.send_header("Content-Length", str(len(body)))
@@ -81,10 +106,11 @@ class Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
-        self.record = f"http://127.0.0.1:{self.port}/api/records/2652278"
+        self.record_url = f"http://127.0.0.1:{self.port}/api/records/2652278"
+        self.archive_url = f"http://127.0.0.1:{self.port}/files/data.tar.gz"
 
     def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc):
@@ -93,7 +119,9 @@ class Server:
 
 
 def download(server, out, *extra, check=True):
-    return run_cli("download", "--out", str(out), "--record-url", server.record, "--no-progress", *extra, check=check)
+    return run_cli(
+        "download", "--out", str(out), "--record-url", server.record_url, "--no-progress", *extra, check=check
+    )
 
 
 def test_clean_download_extracts_and_caches(roadmap, tmp_path):
@@ -150,4 +178,177 @@ def test_malicious_members_are_refused(roadmap, tmp_path, kind):
     assert result.returncode == 2
     assert f"refusing member {member.name!r}" in result.stderr
     assert not (tmp_path / "escape").exists()
+    assert not (tmp_path / "release").exists()
+
+
+def _refused(result, message):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_upper_case_checksum_is_accepted(roadmap, tmp_path):
+    archive = build_tarball(roadmap)
+    with Server(archive) as server:
+        checksum = "MD5:" + hashlib.md5(archive).hexdigest().upper()
+        result = download(server, tmp_path / "release", "--url", server.archive_url, "--checksum", checksum)
+    assert "2 cells in" in result.stdout and (tmp_path / "release/E003/classification/train.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("checksum", "message"),
+    [
+        ("md5:abc", "--checksum 'md5:abc': a md5 checksum is 32 hexadecimal digits, got 'abc'"),
+        ("md5:" + "g" * 32, "a md5 checksum is 32 hexadecimal digits"),
+        ("sha256:" + "0" * 32, "a sha256 checksum is 64 hexadecimal digits"),
+        ("crc32:0000", "--checksum 'crc32:0000': unknown hash type 'crc32' (use blake2b, blake2s, md5"),
+        ("0" * 32, "expected ALGORITHM:HEX, e.g. md5:<32 hex digits>"),
+    ],
+)
+def test_bad_checksum_is_refused_before_any_network(roadmap, tmp_path, checksum, message):
+    with Server(build_tarball(roadmap)) as server:
+        result = download(
+            server, tmp_path / "release", "--url", server.archive_url, "--checksum", checksum, check=False
+        )
+    _refused(result, message)
+    assert server.paths == [] and not (tmp_path / "release").exists()
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ([1, 2], "metadata is a JSON list, expected an object"),
+        ({"hits": {}}, "missing field 'files' (a list, or 'files.entries')"),
+        ({"files": [{"size": 3}]}, "files[0] has no field 'key' (the file name)"),
+        ({"files": [{"key": "data.tar.gz", "checksum": "md5:" + "0" * 32}]}, "file data.tar.gz has no download link"),
+        ({"files": [{"key": "data.tar.gz", "links": {"self": "http://127.0.0.1:9/x"}}]}, "has no field 'checksum'"),
+        (
+            {"files": [{"key": "data.tar.gz", "links": {"self": "http://x/"}, "checksum": "md5:1", "size": 3}]},
+            "file data.tar.gz has checksum 'md5:1': a md5 checksum is 32 hexadecimal digits",
+        ),
+        (
+            {"files": {"entries": {"data.tar.gz": {"key": "data.tar.gz", "links": {"content": "http://x/"},
+                                                   "checksum": "md5:" + "0" * 32, "size": "big"}}}},
+            "file data.tar.gz: field 'size' is 'big', expected a number of bytes",
+        ),
+    ],
+)  # fmt: skip
+def test_record_of_the_wrong_shape(roadmap, tmp_path, record, message):
+    with Server(build_tarball(roadmap), record=record) as server:
+        result = download(server, tmp_path / "release", check=False)
+    _refused(result, f"record {server.record_url}")
+    assert message in result.stderr
+    assert server.paths == ["/api/records/2652278"] and not (tmp_path / "release").exists()
+
+
+@pytest.mark.parametrize("leftover", ["complete", "oversized", "corrupted"])
+def test_url_resume_answered_416(roadmap, tmp_path, leftover):
+    archive = build_tarball(roadmap)
+    part = tmp_path / "release/.deepchrome-download/data.tar.gz.part"
+    part.parent.mkdir(parents=True)
+    stale = {"complete": archive, "oversized": archive + b"junk", "corrupted": b"x" * len(archive)}[leftover]
+    part.write_bytes(stale)
+    with Server(archive) as server:
+        checksum = "md5:" + hashlib.md5(archive).hexdigest()
+        result = download(server, tmp_path / "release", "--url", server.archive_url, "--checksum", checksum)
+    assert "2 cells in" in result.stdout
+    restart = [] if leftover == "complete" else [None]
+    assert server.ranges == [f"bytes={len(stale)}-", *restart]
+    assert not (tmp_path / "release/.deepchrome-download").exists()
+
+
+def test_record_download_with_oversized_part_starts_again(roadmap, tmp_path):
+    archive = build_tarball(roadmap)
+    part = tmp_path / "release/.deepchrome-download/data.tar.gz.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(archive + b"junk")
+    with Server(archive) as server:
+        download(server, tmp_path / "release")
+    assert server.ranges == [None]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_unreachable_url_leaves_nothing(tmp_path, existing):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "release"
+    if existing:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    before = snapshot(out)
+    result = run_cli(
+        "download", "--out", str(out), "--url", f"http://127.0.0.1:{port}/data.tar.gz",
+        "--checksum", "md5:" + "0" * 32, "--no-progress", check=False,
+    )  # fmt: skip
+    _refused(result, f"cannot reach http://127.0.0.1:{port}/data.tar.gz: Connection refused")
+    assert snapshot(out) == before and (out.exists() == existing)
+
+
+def test_interrupted_first_byte_leaves_nothing_but_a_part_worth_resuming(roadmap, tmp_path):
+    archive = build_tarball(roadmap)
+    with Server(archive) as server:
+        server.cut_after = 0
+        result = download(server, tmp_path / "release", check=False)
+    _refused(result, "run the same command again to resume")
+    assert not (tmp_path / "release").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--cells", "../victim"), "--cells '../victim': a cell name must be a plain name"),
+        (("--cells", ""), "--cells '': a cell name must not be empty"),
+        (("--cells",), "--cells given without cell names"),
+        (("--file", "../data.tar.gz"), "--file '../data.tar.gz': a file name must be a plain name"),
+    ],
+)
+def test_names_are_checked_before_any_network(roadmap, tmp_path, args, message):
+    with Server(build_tarball(roadmap)) as server:
+        result = download(server, tmp_path / "release", *args, check=False)
+    _refused(result, message)
+    assert server.paths == [] and not (tmp_path / "release").exists() and not (tmp_path / "victim").exists()
+
+
+def test_out_that_is_a_file(roadmap, tmp_path):
+    (tmp_path / "release").write_text("x")
+    with Server(build_tarball(roadmap)) as server:
+        result = download(server, tmp_path / "release", check=False)
+    _refused(result, f"--out {tmp_path}/release: is a file, expected a folder")
+    assert server.paths == [] and (tmp_path / "release").read_text() == "x"
+
+
+def test_existing_cell_folder_keeps_other_files(roadmap, tmp_path):
+    cell = tmp_path / "release" / "E003"
+    (cell / "classification").mkdir(parents=True)
+    (cell / "notes.txt").write_text("mine")
+    (cell / "classification" / "train.csv").write_text("stale")
+    with Server(build_tarball(roadmap)) as server:
+        download(server, tmp_path / "release", "--cells", "E003")
+    assert (cell / "notes.txt").read_text() == "mine"
+    assert (cell / "classification/train.csv").read_bytes() == (roadmap / "E003/classification/train.csv").read_bytes()
+    assert not hidden(tmp_path / "release")
+
+
+def test_archive_cell_folder_must_be_a_plain_name(roadmap, tmp_path):
+    member = tarfile.TarInfo("data/E 003/classification/train.csv")
+    member.size = 3
+    with Server(build_tarball(roadmap, member)) as server:
+        result = download(server, tmp_path / "release", check=False)
+    _refused(result, "refusing member 'data/E 003/classification/train.csv': cell folder 'E 003' is not a plain name")
+    assert not (tmp_path / "release").exists()
+
+
+def test_disk_full_during_extraction_leaves_nothing(roadmap, tmp_path, monkeypatch):
+    import deepchrome.download as module
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(module, "_extract_member", full)
+    with Server(build_tarball(roadmap)) as server:
+        result = download(server, tmp_path / "release", check=False)
+    _refused(result, f"--out {tmp_path}/release: cannot write there (No space left on device)")
     assert not (tmp_path / "release").exists()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import gzip
 import json
+import os
+import struct
 
 import numpy as np
 import pyBigWig
 import pytest
 
-from deepchrome.data import HistoneDataModule, read_release_csv
+from deepchrome.data import HistoneDataModule, read_release_csv, write_release_csv
 from deepchrome.data.annotation import read_tss
 from deepchrome.data.bigwig import extract_matrices, prepare
-from deepchrome.errors import DataFormatError, DeepChromeError
+from deepchrome.errors import DeepChromeError
 from tests.cli import run_cli
+from tests.tree import hidden, snapshot
 
 CHROM_SIZE = 1000
 
@@ -184,15 +189,22 @@ def test_split_by_chromosome(tiny):
     [
         ("not_bigwig", "not a readable bigWig file"),
         ("short_gtf", "genes.gtf:2: 8 tab-separated fields, expected 9"),
-        ("window", "is not a multiple of the bin size"),
+        ("window", "--window 100 is not a multiple of --bin-size 30"),
         ("duplicate_bed", "gene plus appears twice"),
         ("no_expression", "--expression is needed for labels"),
+        ("chrom_sizes_missing", "sizes.txt: chromosome sizes file not found"),
+        ("split_list_missing", "nothere.txt: gene list not found"),
+        ("annotation_not_utf8", "genes.bed:2: not UTF-8 text (byte 0xe9 at column 16)"),
+        ("annotation_bad_gzip", "genes.gtf.gz: cannot read the annotation (Not a gzipped file"),
+        ("tsv_bad_tss", "genes.tsv:2: tss 'abc', expected a whole number >= 0"),
+        ("expression_not_utf8", "expr.csv:3: not UTF-8 text (byte 0xff at column 1)"),
+        ("negative_seed", "--seed -1: must be >= 0"),
     ],
 )
 def test_bad_input(tiny, case, message):
     tracks = {"A": str(tiny / "a.bw")}
     annotation = tiny / "genes.bed"
-    kwargs = {"expression": None, "labels": False}
+    kwargs = {"expression": None, "labels": False, "workers": 1}
     if case == "not_bigwig":
         (tiny / "x.bw").write_text("not a bigwig")
         tracks = {"A": str(tiny / "x.bw")}
@@ -205,6 +217,199 @@ def test_bad_input(tiny, case, message):
         annotation.write_text("chr1\t200\t260\tplus\t0\t+\nchr1\t300\t360\tplus\t0\t+\n")
     elif case == "no_expression":
         kwargs["labels"] = True
-    with pytest.raises((DeepChromeError, DataFormatError), match=message):
+    elif case == "chrom_sizes_missing":
+        kwargs["chrom_sizes"] = tiny / "sizes.txt"
+    elif case == "split_list_missing":
+        kwargs.update(split="lists", split_lists={"train": str(tiny / "nothere.txt")})
+    elif case == "annotation_not_utf8":
+        annotation.write_bytes(b"chr1\t200\t260\tplus\t0\t+\nchr1\t600\t650\tmi\xe9\t0\t+\n")
+    elif case == "annotation_bad_gzip":
+        annotation = tiny / "genes.gtf.gz"
+        annotation.write_bytes(b"plain text, not gzip\n")
+    elif case == "tsv_bad_tss":
+        annotation = tiny / "genes.tsv"
+        annotation.write_text("gene_id\tchrom\ttss\tstrand\nplus\tchr1\tabc\t+\n")
+    elif case == "expression_not_utf8":
+        (tiny / "expr.csv").write_bytes(b"gene_id,value\nplus,5\n\xff,1\n")
+        kwargs.update(expression=tiny / "expr.csv", labels=True)
+    elif case == "negative_seed":
+        kwargs["seed"] = -1
+    with pytest.raises(DeepChromeError) as error:  # DataFormatError is one
         prepare(tracks, annotation, tiny / "out", "C1", window=100, **{"bin_size": 20, **kwargs})
-    assert not (tiny / "out" / "C1").exists()
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not (tiny / "out").exists()
+
+
+def _prepare_cli(tiny, *extra, out=None, cell="C1", tracks=("A=a.bw",), order=("plus", "mid", "minus")):
+    """``deepchrome prepare`` on the tiny data set (--no-labels, one gene per split list in ``order``); not checked."""
+    bigwigs = [arg for track in tracks for arg in ("--bigwig", track.replace("=", f"={tiny}/", 1))]
+    lists = [("--split-list", f"{split}={_write(tiny / f'{split}.txt', gene)}") for split, gene in zip(
+        ("train", "valid", "test"), order, strict=True)]  # fmt: skip
+    return run_cli(
+        "prepare", *bigwigs, "--annotation", str(tiny / "genes.bed"), "--no-labels", "--cell", cell,
+        "--out", str(out or tiny / "out"), "--window", "100", "--bin-size", "20", "--workers", "1",
+        "--split", "lists", *(arg for pair in lists for arg in pair), *extra, check=False,
+    )  # fmt: skip
+
+
+def _refused(result, message):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("../victim", "--cell '../victim': a cell name must be a plain name (letters, digits, '.', '_', '-')"),
+        ("", "--cell '': a cell name must not be empty"),
+        ("..", "--cell '..': a cell name must not start with '.'"),
+        (".", "--cell '.': a cell name must not start with '.'"),
+    ],
+)
+def test_cell_must_be_a_plain_name(tiny, cell, message):
+    victim = tiny / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    _refused(_prepare_cli(tiny, cell=cell), message)
+    assert snapshot(victim) == {"precious.txt": b"keep me"} and not (tiny / "out").exists()
+
+
+def test_mark_names_must_be_plain(tiny):
+    _refused(_prepare_cli(tiny, tracks=("A,B=a.bw",)), "--bigwig 'A,B': a mark name must be a plain name")
+    assert not (tiny / "out").exists()
+
+
+def test_existing_cell_folder_keeps_what_prepare_did_not_write(tiny):
+    cell = tiny / "out" / "C1"
+    (cell / "classification").mkdir(parents=True)
+    (cell / "notes.txt").write_text("mine")
+    (cell / "classification" / "extra.csv").write_text("mine too")
+    (cell / "classification" / "train.csv").write_text("stale")
+    assert _prepare_cli(tiny).returncode == 0
+    assert (cell / "notes.txt").read_text() == "mine"
+    assert (cell / "classification" / "extra.csv").read_text() == "mine too"
+    assert read_release_csv(cell / "classification" / "train.csv").marks == ("A",)
+    assert sorted(p.name for p in cell.iterdir()) == [
+        "classification",
+        "dropped_genes.tsv",
+        "notes.txt",
+        "prepare.json",
+    ]
+    first = snapshot(tiny / "out")
+    assert _prepare_cli(tiny, "--seed", "1").returncode == 0  # again, another split: own files replaced
+    assert snapshot(tiny / "out").keys() == first.keys() and not hidden(tiny / "out")
+    assert (cell / "notes.txt").read_text() == "mine"
+
+
+def _damage_data_blocks(path):
+    """Flip the bytes of a bigWig's compressed data section, keeping its header and index intact."""
+    data = bytearray(path.read_bytes())
+    _, _, _, _, data_offset, index_offset = struct.unpack("<IHHQQQ", bytes(data[:32]))
+    for i in range(data_offset + 14, index_offset - 10):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "data", "data-two-workers"])
+def test_corrupted_bigwig_is_one_line_naming_the_file(tiny, damage):
+    if damage == "truncated":
+        (tiny / "a.bw").write_bytes((tiny / "a.bw").read_bytes()[:1000])
+        message = f"{tiny}/a.bw: not a readable bigWig file"
+    else:
+        _damage_data_blocks(tiny / "a.bw")
+        message = f"{tiny}/a.bw: cannot read values of chr1:"
+    extra = ("--workers", "2") if damage == "data-two-workers" else ()
+    result = _prepare_cli(tiny, *extra, tracks=("B=b.bw", "A=a.bw"))
+    _refused(result, message)
+    assert not (tiny / "out").exists()
+
+
+def test_out_that_is_a_file(tiny):
+    (tiny / "out").write_text("not a folder")
+    _refused(_prepare_cli(tiny), f"--out {tiny}/out: is a file, expected a folder")
+    assert (tiny / "out").read_text() == "not a folder"
+    _refused(_prepare_cli(tiny, out=tiny / "out" / "sub"), f"--out {tiny}/out/sub: {tiny}/out is a file")
+
+
+@pytest.mark.parametrize(
+    ("window", "bin_size", "message"),
+    [
+        ("0", "20", "--window 0: must be a positive whole number of base pairs"),
+        ("-100", "20", "--window -100: must be a positive whole number of base pairs"),
+        ("100", "0", "--bin-size 0: must be a positive whole number of base pairs"),
+        ("100", "-20", "--bin-size -20: must be a positive whole number of base pairs"),
+        ("150", "100", "--window 150 is not a multiple of --bin-size 100: the TSS must fall on a bin boundary"),
+    ],
+)
+def test_window_and_bin_size_nonsense(tiny, window, bin_size, message):
+    result = run_cli(
+        "prepare", "--bigwig", f"A={tiny}/a.bw", "--annotation", str(tiny / "genes.bed"), "--no-labels",
+        "--cell", "C1", "--out", str(tiny / "out"), "--window", window, "--bin-size", bin_size, check=False,
+    )  # fmt: skip
+    _refused(result, message)
+    assert not (tiny / "out").exists()
+
+
+def test_gzipped_annotation_still_reads(tiny):
+    with gzip.open(tiny / "genes.bed.gz", "wt") as handle:
+        handle.write((tiny / "genes.bed").read_text())
+    assert read_tss(tiny / "genes.bed.gz").gene_id.tolist() == read_tss(tiny / "genes.bed").gene_id.tolist()
+
+
+def test_disk_full_while_writing_leaves_output_unchanged(tiny, monkeypatch):
+    from deepchrome.data import bigwig
+
+    (tiny / "out" / "C1").mkdir(parents=True)
+    (tiny / "out" / "C1" / "notes.txt").write_text("mine")
+    before = snapshot(tiny / "out")
+    written = []
+
+    def write_until_full(part, path):
+        if written:
+            path.write_text("7,1,half a li")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        written.append(path)
+        write_release_csv(part, path)
+
+    monkeypatch.setattr(bigwig, "write_release_csv", write_until_full)
+    _refused(_prepare_cli(tiny), f"--out {tiny}/out: cannot write there (No space left on device)")
+    assert len(written) == 1 and snapshot(tiny / "out") == before
+
+
+def test_read_only_output_folder(tiny):
+    out = tiny / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        if os.access(out, os.W_OK):
+            pytest.skip("chmod 0o555 does not stop this user (root) from writing")
+        _refused(_prepare_cli(tiny), f"--out {out}: folder is not writable")
+        _refused(_prepare_cli(tiny, out=out / "sub"), f"--out {out}/sub: folder ({out}) is not writable")
+        assert not list(out.iterdir())
+    finally:
+        out.chmod(0o755)
+
+
+def test_unwritable_output_found_at_write_time(tiny, monkeypatch):
+    """A folder that os.access calls writable but is not (read-only mount, ACL): caught when writing."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    (tiny / "out").mkdir()
+    _refused(_prepare_cli(tiny), f"--out {tiny}/out: cannot write there (Permission denied)")
+    assert not list((tiny / "out").iterdir())
+
+
+def test_track_values_the_release_cannot_hold_are_refused_before_writing(tiny):
+    write_bigwig(tiny / "logratio.bw", np.linspace(-2, 2, CHROM_SIZE))
+    result = _prepare_cli(tiny, tracks=("A=a.bw", "L=logratio.bw"))
+    _refused(result, f"{tiny}/logratio.bw (L): bin value -1.")
+    assert "near the TSS of gene plus; the release format holds coverage or counts from 0 to 2,147,483,647" in (
+        result.stderr
+    )
+    assert not (tiny / "out").exists()
+    _refused(_prepare_cli(tiny, tracks=("label=a.bw",)), "--bigwig label=...: 'label' is a column of the release")

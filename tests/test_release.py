@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 import pytest
 
@@ -13,8 +16,11 @@ from deepchrome.data import (
     read_wide_matrix,
     write_release_csv,
 )
-from deepchrome.data.release import list_cells
-from deepchrome.errors import DataFormatError
+from deepchrome.data.release import check_out_folder, list_cells, split_path, staged_output
+from deepchrome.errors import DataFormatError, DeepChromeError
+from deepchrome.names import check_name
+from tests.cli import run_cli
+from tests.tree import snapshot
 
 GOOD = "7,1,1,0,4,4,1,1\n7,2,0,1,5,1,0,1\n9,1,3,3,3,3,3,0\n9,2,2,2,2,2,2,0\n"
 
@@ -122,3 +128,205 @@ def test_expression_table_errors(tmp_path):
     bad.write_text("gene_id,value\nENSG0001,3\nENSG1,4\n")
     with pytest.raises(DataFormatError, match="gene ENSG1 appears twice"):
         read_expression_table(bad)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("7,1,1,0,4,4,1,1\n7,2,0,inf,5,1,0,1\n", ":2: field H3K36me3 is inf, expected a finite number"),
+        ("7,1,1,0,4,4,1,1\n7,2,0,-inf,5,1,0,1\n", ":2: field H3K36me3 is -inf, expected a finite number"),
+        ("7,1,1,0,4,4,1,1\n7,2,0,1e10,5,1,0,1\n", ":2: field H3K36me3 is 1e+10, above 2,147,483,647"),
+        ("7,1,1,0,4,4,1,1\n7,2,0,2147483648,5,1,0,1\n", ":2: field H3K36me3 is 2147483648, above 2,147,483,647"),
+        ("7,1,1,0,4,4,1,1\n7,2,0,nan,5,1,0,1\n", ":2: expected 8 comma-separated fields"),
+        ("gene_id,bin_id,A,B,A,label\n7,1,1,2,3,1\n", ":1: column A appears twice in the header"),
+        ("gene_id,bin_id,A,,label\n7,1,1,2,1\n", ":1: header has an empty column name"),
+    ],
+    ids=["inf", "minus-inf", "1e10", "int32-overflow", "nan", "duplicate-mark", "empty-mark"],
+)
+def test_values_and_header_checked_at_read_time(tmp_path, content, expected):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataFormatError) as error:
+        read_release_csv(path)
+    assert str(error.value).startswith(f"{path}:") and expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_largest_counts_are_stored_exactly(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text("7,1,1,0,4,4,1,1\n7,2,0,2147483647,65536,1,0,1\n")
+    signals = read_release_csv(path)
+    assert signals.signals.dtype == np.int32
+    assert signals.signals[0, :, 1].tolist() == [0, 2147483647, 65536, 1, 0]
+
+
+@pytest.mark.parametrize("line", [1, 3])
+def test_non_utf8_release_file_names_file_and_line(tmp_path, line):
+    rows = [b"7,1,1,0,4,4,1,1", b"7,2,0,1,5,1,0,1", b"9,1,3,3,3,3,3,0", b"9,2,2,2,2,2,2,0"]
+    rows[line - 1] = rows[line - 1].replace(b"7,", b"7\xff,", 1) if line == 1 else rows[line - 1] + b"\xe9"
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    with pytest.raises(DataFormatError, match=rf"latin1.csv:{line}: not UTF-8 text \(byte 0x(ff|e9)"):
+        read_release_csv(path)
+
+
+def test_data_check_refuses_overflowing_value_without_caching(tmp_path, isolated_cache):
+    root = tmp_path / "release"
+    (root / "C1" / "classification").mkdir(parents=True)
+    for split in ("train", "valid", "test"):
+        (root / "C1" / "classification" / f"{split}.csv").write_text(GOOD.replace("7,2,0,1,", "7,2,0,1e10,"))
+    before = snapshot(root)
+    cached = snapshot(isolated_cache)
+    result = run_cli("data", "check", str(root), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{root}/C1/classification/train.csv:2: field H3K36me3 is 1e+10, above 2,147,483,647" in result.stderr
+    assert snapshot(root) == before and snapshot(isolated_cache) == cached
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"gene_id,value\nENSG1,3\nENSG2,-inf\n", ":3: value -inf is not a finite number"),
+        (b"gene_id,value\nENSG1,3\nENSG2,\n", ":3: value is missing"),
+        (b"gene_id,value\nENSG1,3\n,4\n", ":3: missing gene id"),
+        (b"gene_id,value\n", ": no data rows"),
+        (b"gene_id,value\nENSG1,3\nENSG\xe92,4\n", ":3: not UTF-8 text (byte 0xe9 at column 5)"),
+    ],
+    ids=["inf", "missing-value", "missing-id", "header-only", "not-utf8"],
+)
+def test_expression_table_checks(tmp_path, content, expected):
+    path = tmp_path / "e.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataFormatError) as error:
+        read_expression_table(path)
+    assert str(error.value).startswith(str(path)) and expected in str(error.value)
+
+
+WIDE_HEADER = "gene,A,B\n"
+WIDE = "ENSG1_X_1,1,2\nENSG1_X_2,3,4\nENSG2_Y_1,5,6\nENSG2_Y_2,7,8\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"gene,A,B,A\n" + WIDE.replace(",2\n", ",2,2\n").encode(), ":1: column A appears twice in the header"),
+        ((WIDE_HEADER + WIDE.replace("3,4", "x,4")).encode(), ":3: field A is 'x', expected a number"),
+        ((WIDE_HEADER + WIDE.replace("3,4", "3,inf")).encode(), ":3: field B is inf, expected a finite number"),
+        ((WIDE_HEADER + WIDE.replace("3,4", "3,1e12")).encode(), ":3: field B is 1e+12, above 2,147,483,647"),
+        ((WIDE_HEADER + WIDE.replace("3,4", "-3,4")).encode(), ":3: negative mark value -3 in field A"),
+        ((WIDE_HEADER + WIDE.replace("3,4", "3,")).encode(), ":3: expected 3 comma-separated fields, found a missing"),
+        ((WIDE_HEADER + WIDE).encode().replace(b"ENSG2_Y_1", b"ENSG2_\xff_1"), ":4: not UTF-8 text (byte 0xff"),
+        (WIDE_HEADER.encode(), ": no data rows"),
+    ],
+    ids=["duplicate-mark", "text", "inf", "too-large", "negative", "missing", "not-utf8", "header-only"],
+)
+def test_wide_matrix_checks(tmp_path, content, expected):
+    path = tmp_path / "wide.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataFormatError) as error:
+        read_wide_matrix(path, n_bins=None, marks=("A", "B"))
+    assert str(error.value).startswith(str(path)) and expected in str(error.value)
+
+
+def test_wide_matrix_good_file(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(WIDE_HEADER + WIDE)
+    wide = read_wide_matrix(path, n_bins=None, marks=("B", "A"))
+    assert wide.gene_ids.tolist() == ["1", "2"] and wide.signals[1].tolist() == [[6, 8], [5, 7]]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("../victim", "--cell '../victim': a cell name must be a plain name (letters, digits, '.', '_', '-')"),
+        ("a/b", "--cell 'a/b': a cell name must be a plain name"),
+        ("", "--cell '': a cell name must not be empty"),
+        ("..", "--cell '..': a cell name must not start with '.'"),
+        (".hidden", "--cell '.hidden': a cell name must not start with '.'"),
+        ("x" * 101, "a cell name must be at most 100 characters (this one has 101)"),
+        ("E003\n", "a cell name must be a plain name"),
+    ],
+)
+def test_check_name_refuses(value, expected):
+    with pytest.raises(DeepChromeError) as error:
+        check_name(value, "--cell")
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_check_name_accepts_plain_names():
+    for name in ("E003", "K562_rep-2.v1", "x" * 100):
+        assert check_name(name, "--cell") == name
+    with pytest.raises(DeepChromeError, match="cell 'x/../..': a cell name must be a plain name"):
+        split_path("root", "x/../..", "train")
+
+
+def test_list_cells_skips_folders_with_unsafe_names(tmp_path):
+    for cell in ("E003", ".hidden", "with space"):
+        (tmp_path / cell / "classification").mkdir(parents=True)
+        (tmp_path / cell / "classification" / "train.csv").write_text(GOOD)
+    assert list_cells(tmp_path) == ["E003"]
+
+
+def test_staged_output_failure_changes_nothing(tmp_path):
+    out = tmp_path / "out"
+    (out / "C1").mkdir(parents=True)
+    (out / "C1" / "notes.txt").write_text("mine")
+    before = snapshot(out)
+    with pytest.raises(DeepChromeError, match=r"--out .*out: cannot write there \(No space left on device\)"):
+        with staged_output(out) as staging:
+            (staging / "C1").mkdir()
+            (staging / "C1" / "train.csv").write_text("half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert snapshot(out) == before
+    new = tmp_path / "new" / "deeper"
+    with pytest.raises(RuntimeError), staged_output(new) as staging:
+        (staging / "x.csv").write_text("half")
+        raise RuntimeError("boom")
+    assert not (tmp_path / "new").exists()
+
+
+def test_staged_output_replaces_only_its_own_files(tmp_path):
+    out = tmp_path / "out"
+    (out / "C1" / "classification").mkdir(parents=True)
+    (out / "C1" / "notes.txt").write_text("mine")
+    (out / "C1" / "classification" / "train.csv").write_text("old")
+    with staged_output(out) as staging:
+        (staging / "C1" / "classification").mkdir(parents=True)
+        (staging / "C1" / "classification" / "train.csv").write_text("new")
+        (staging / "C2").mkdir()
+        (staging / "C2" / "x").write_text("x")
+    assert snapshot(out) == {
+        "C1": None,
+        "C1/classification": None,
+        "C1/classification/train.csv": b"new",
+        "C1/notes.txt": b"mine",
+        "C2": None,
+        "C2/x": b"x",
+    }
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_staged_output_refuses_conflicts_before_moving_anything(tmp_path, kind):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    if kind == "file":
+        (out / "C2").write_text("a file named like the cell")
+    else:
+        (out / "C2").symlink_to(elsewhere, target_is_directory=True)
+    before = snapshot(out)
+    with pytest.raises(DeepChromeError, match=f"out/C2 is a {kind} where a folder must be written; move it away"):
+        with staged_output(out) as staging:
+            for cell in ("C1", "C2"):
+                (staging / cell).mkdir()
+                (staging / cell / "train.csv").write_text("new")
+    assert snapshot(out) == before and not list(elsewhere.iterdir())
+
+
+def test_out_that_is_a_file_or_inside_one(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DeepChromeError, match="--out .*file: is a file, expected a folder"):
+        check_out_folder(tmp_path / "file")
+    with pytest.raises(DeepChromeError, match=r"--out .*file/sub: .*file is a file, expected a folder"):
+        check_out_folder(tmp_path / "file" / "sub")
+    assert (tmp_path / "file").read_text() == "x"

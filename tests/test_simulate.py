@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from deepchrome.data import read_release_csv
 from deepchrome.data.simulate import PLANTED_BINS, simulate_cells, simulate_release
+from deepchrome.errors import DeepChromeError
+from tests.cli import run_cli
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -66,3 +69,38 @@ def test_different_seed_release_differs(tmp_path):
     assert (tmp_path / "a/S01/classification/test.csv").read_text() == (
         tmp_path / "b/S01/classification/test.csv"
     ).read_text()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_groups": 0}, "--groups 0: must be >= 1"),
+        ({"n_cells": 0}, "--cells 0: must be >= 1"),
+        ({"n_genes": 2}, "--genes 2: must be >= 3 (at least one gene per split: train, valid, test)"),
+        ({"seed": -1}, "--seed -1: must be >= 0"),
+        ({"rule_shift": float("inf")}, "--rule-shift inf: must be a finite number >= 0"),
+        ({"noise": -0.5}, "noise -0.5: must be a finite number >= 0"),
+        ({"group_shift": 1.5}, "group_shift 1.5: must be between 0 and 1"),
+    ],
+)
+def test_nonsense_arguments_are_refused_before_writing(tmp_path, kwargs, message):
+    with pytest.raises(DeepChromeError) as error:
+        simulate_release(tmp_path / "out", **{"n_cells": 1, "n_genes": 30, **kwargs})
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [("--groups", "0"), ("--cells", "0"), ("--genes", "2")])
+def test_cli_refuses_nonsense_in_one_line(tmp_path, args):
+    result = run_cli("simulate", "--out", str(tmp_path / "out"), *args, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{args[0]}" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_that_is_a_file(tmp_path):
+    (tmp_path / "out").write_text("x")
+    result = run_cli("simulate", "--out", str(tmp_path / "out"), "--genes", "30", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"--out {tmp_path}/out: is a file, expected a folder" in result.stderr
+    assert (tmp_path / "out").read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]

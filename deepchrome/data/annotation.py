@@ -17,12 +17,14 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from deepchrome.data.release import not_utf8_error
 from deepchrome.errors import DataFormatError
 
 
@@ -46,7 +48,7 @@ class TSSTable:
 
 
 def _open(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path, encoding="utf-8")
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
 _GTF_ID = re.compile(r'gene_id "([^"]+)"')
@@ -95,12 +97,38 @@ def read_tss(path: str | os.PathLike) -> TSSTable:
     Raises
     ------
     DataFormatError
-        For a missing file, lines with too few fields, bad coordinates or strands, a gene on two
-        strands or chromosomes, or a TSV without the required columns.
+        For a missing file, one that is not UTF-8 or not valid gzip, lines with too few fields,
+        bad coordinates or strands, a gene on two strands or chromosomes, or a TSV without the
+        required columns.
     """
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"{path}: annotation not found")
+    try:
+        records = _read_records(path)
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
+    except (OSError, EOFError, zlib.error, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        raise DataFormatError(f"{path}: cannot read the annotation ({reason})") from None
+    conflicting = records.groupby("gene_id")[["chrom", "strand"]].nunique().max(axis=1) > 1
+    if conflicting.any():
+        gene = conflicting.index[conflicting.to_numpy()][0]
+        raise DataFormatError(f"{path}: gene {gene} lies on several chromosomes or strands")
+    # Most upstream: smallest reference on plus, largest on minus.
+    records = records.assign(key=np.where(records["strand"] == "+", records["reference"], -records["reference"]))
+    first = records.sort_values(["gene_id", "key"], kind="stable").drop_duplicates("gene_id")
+    first = first.sort_values(["chrom", "reference"], kind="stable")
+    return TSSTable(
+        gene_id=first["gene_id"].to_numpy(dtype=str),
+        chrom=first["chrom"].to_numpy(dtype=str),
+        reference=first["reference"].to_numpy(dtype=np.int64),
+        strand=first["strand"].to_numpy(dtype=str),
+    )
+
+
+def _read_records(path: Path) -> pd.DataFrame:
+    """Records with gene_id, chrom, reference, strand (several per gene possible), by format."""
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     kind = suffixes[-1] if suffixes else ""
     if kind in (".gtf", ".gff", ".gff3"):
@@ -116,20 +144,7 @@ def read_tss(path: str | os.PathLike) -> TSSTable:
         records = _read_tsv(path)
     else:
         raise DataFormatError(f"{path}: unknown annotation format {kind!r} (use .gtf, .gff3, .bed or .tsv)")
-    conflicting = records.groupby("gene_id")[["chrom", "strand"]].nunique().max(axis=1) > 1
-    if conflicting.any():
-        gene = conflicting.index[conflicting.to_numpy()][0]
-        raise DataFormatError(f"{path}: gene {gene} lies on several chromosomes or strands")
-    # Most upstream: smallest reference on plus, largest on minus.
-    records = records.assign(key=np.where(records["strand"] == "+", records["reference"], -records["reference"]))
-    first = records.sort_values(["gene_id", "key"], kind="stable").drop_duplicates("gene_id")
-    first = first.sort_values(["chrom", "reference"], kind="stable")
-    return TSSTable(
-        gene_id=first["gene_id"].to_numpy(dtype=str),
-        chrom=first["chrom"].to_numpy(dtype=str),
-        reference=first["reference"].to_numpy(dtype=np.int64),
-        strand=first["strand"].to_numpy(dtype=str),
-    )
+    return records
 
 
 def _read_bed(path: Path) -> pd.DataFrame:
@@ -161,15 +176,26 @@ def _read_bed(path: Path) -> pd.DataFrame:
 
 
 def _read_tsv(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str})
+    frame = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str}, skip_blank_lines=False)
     missing = [c for c in ("chrom", "tss", "strand", "gene_id") if c not in frame.columns]
     if missing:
         raise DataFormatError(f"{path}:1: missing column(s) {', '.join(missing)} (need chrom, tss, strand, gene_id)")
+    if len(frame) == 0:
+        raise DataFormatError(f"{path}: no data rows")
+    absent = frame[["chrom", "tss", "strand", "gene_id"]].isna().to_numpy()
+    if absent.any():
+        raise DataFormatError(f"{path}:{int(np.argmax(absent.any(axis=1))) + 2}: missing value")
+    tss = pd.to_numeric(frame["tss"], errors="coerce").to_numpy()
+    bad = ~np.isfinite(tss) | (tss < 0) | (tss != np.floor(tss))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataFormatError(f"{path}:{row + 2}: tss {frame['tss'].iloc[row]!r}, expected a whole number >= 0")
     bad = ~frame["strand"].isin(["+", "-"])
     if bad.any():
         raise DataFormatError(f"{path}:{int(np.argmax(bad.to_numpy())) + 2}: strand, expected + or -")
     # ``tss`` is the 0-based position of the TSS base: plus reference = tss, minus = tss + 1.
-    reference = np.where(frame["strand"] == "+", frame["tss"], frame["tss"] + 1)
+    tss = tss.astype(np.int64)
+    reference = np.where(frame["strand"] == "+", tss, tss + 1)
     duplicated = frame["gene_id"].duplicated()
     if duplicated.any():
         raise DataFormatError(f"{path}: gene {frame['gene_id'][duplicated].iloc[0]} appears twice")

@@ -10,25 +10,38 @@ Orientation ``transcript`` reverses minus-strand windows so bin 1 is always upst
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import shutil
+import sys
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from deepchrome.data.annotation import TSSTable, read_tss
-from deepchrome.data.release import attach_expression, read_expression_table, write_release_csv
+from deepchrome.data.release import (
+    MAX_VALUE,
+    attach_expression,
+    check_out_folder,
+    not_utf8_error,
+    read_expression_table,
+    staged_output,
+    write_release_csv,
+)
 from deepchrome.data.signals import SPLITS, HistoneSignals
 from deepchrome.errors import DataFormatError, DeepChromeError
+from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
 STATS = ("mean", "sum", "max")
 ORIENTATIONS = ("transcript", "genomic")
+SPLIT_METHODS = ("random", "chromosome", "lists")
 
 
 def _canonical(chrom: str) -> str:
@@ -47,6 +60,24 @@ def resolve_chrom(chrom: str, available: dict[str, int]) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _quiet_c_stderr() -> Iterator[None]:
+    """Silence what C code writes to file descriptor 2 (libBigWig prints its own lines on bad files)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr descriptor to silence
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _open_bigwig(path: str | os.PathLike):
     import pyBigWig
 
@@ -54,26 +85,61 @@ def _open_bigwig(path: str | os.PathLike):
     if not path.is_file():
         raise DataFormatError(f"{path}: bigWig file not found")
     try:
-        handle = pyBigWig.open(str(path))
+        with _quiet_c_stderr():
+            handle = pyBigWig.open(str(path))
     except RuntimeError:
         handle = None
     if handle is None or not handle.isBigWig():
-        raise DataFormatError(f"{path}: not a readable bigWig file")
+        raise DataFormatError(f"{path}: not a readable bigWig file (corrupted, truncated or another format)")
     return handle
 
 
 def read_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
-    """Read a ``chrom<TAB>size`` file (UCSC ``chrom.sizes``)."""
+    """Read a ``chrom<TAB>size`` file (UCSC ``chrom.sizes``).
+
+    Raises
+    ------
+    DataFormatError
+        Naming the file (and line) if it is missing, not UTF-8 or a line is not ``chrom size``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: chromosome sizes file not found")
     sizes = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) < 2 or not fields[1].isdigit():
-                raise DataFormatError(f"{path}:{number}: expected 'chrom size'")
-            sizes[fields[0]] = int(fields[1])
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) < 2 or not fields[1].isdigit():
+                    raise DataFormatError(f"{path}:{number}: expected 'chrom size'")
+                sizes[fields[0]] = int(fields[1])
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
+    if not sizes:
+        raise DataFormatError(f"{path}: no 'chrom size' lines")
     return sizes
+
+
+def check_binning(window: int, bin_size: int) -> int:
+    """Check ``--window`` and ``--bin-size`` and return the number of bins, ``2 * window / bin_size``.
+
+    Raises
+    ------
+    DeepChromeError
+        Unless both are positive integers and the window is a multiple of the bin size (so the
+        TSS falls on a bin boundary).
+    """
+    for name, value in (("--window", window), ("--bin-size", bin_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise DeepChromeError(f"{name} {value}: must be a positive whole number of base pairs")
+    if window % bin_size:
+        raise DeepChromeError(
+            f"--window {window} is not a multiple of --bin-size {bin_size}: the TSS must fall on a bin "
+            f"boundary (e.g. --window {max(1, round(window / bin_size)) * bin_size})"
+        )
+    return 2 * window // bin_size
 
 
 def check_assemblies(tracks: dict[str, str], chrom_sizes: dict[str, int] | None = None) -> dict[str, int]:
@@ -162,7 +228,13 @@ def extract_track(
         if start < 0 or end > sizes[actual]:
             status[i] = "off_chromosome_end"
             continue
-        chunk[len(pending)] = handle.values(actual, start, end, numpy=True)
+        try:
+            chunk[len(pending)] = handle.values(actual, start, end, numpy=True)
+        except RuntimeError:
+            handle.close()
+            raise DataFormatError(
+                f"{path}: cannot read values of {actual}:{start:,}-{end:,} (corrupted or truncated bigWig)"
+            ) from None
         pending.append(i)
         if len(pending) == len(chunk):
             flush()
@@ -194,13 +266,18 @@ def extract_matrices(
         raise DeepChromeError(f"unknown bin statistic {stat!r} (available: {', '.join(STATS)})")
     if orientation not in ORIENTATIONS:
         raise DeepChromeError(f"unknown orientation {orientation!r} (available: {', '.join(ORIENTATIONS)})")
-    if window <= 0 or bin_size <= 0 or (2 * window) % bin_size:
-        raise DeepChromeError(f"the window (2 x {window} bp) is not a multiple of the bin size ({bin_size} bp)")
+    check_binning(window, bin_size)
     args = [(str(p), tss.chrom, tss.reference, window, bin_size, stat) for p in tracks.values()]
     workers = min(len(args), workers or os.cpu_count() or 1)
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(extract_track, *zip(*args, strict=True)))
+        try:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(extract_track, *zip(*args, strict=True)))
+        except BrokenProcessPool:
+            raise DeepChromeError(
+                f"a process reading the bigWigs died ({', '.join(map(str, tracks.values()))}): a corrupted file "
+                "or too little memory; rerun with --workers 1 to see which"
+            ) from None
     else:
         results = [extract_track(*a) for a in args]
     signals = np.stack([m for m, _ in results], axis=1)
@@ -209,6 +286,17 @@ def extract_matrices(
         signals[minus] = signals[minus][:, :, ::-1]
     status = pd.DataFrame({mark: s for mark, (_, s) in zip(tracks, results, strict=True)})
     return signals, status
+
+
+def _read_gene_list(path: Path) -> set[str]:
+    """Gene ids of a ``--split-list`` file, one a line."""
+    if not path.is_file():
+        raise DataFormatError(f"{path}: gene list not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
+    return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 def _split_genes(
@@ -243,10 +331,30 @@ def _split_genes(
         for name, path in split_lists.items():
             if name not in SPLITS:
                 raise DeepChromeError(f"--split-list {name}=...: split must be one of {', '.join(SPLITS)}")
-            wanted = {line.strip() for line in Path(path).read_text().splitlines() if line.strip()}
-            split[np.isin(tss.gene_id, list(wanted))] = name
+            split[np.isin(tss.gene_id, list(_read_gene_list(Path(path))))] = name
         return split
-    raise DeepChromeError(f"unknown split method {method!r} (available: random, chromosome, lists)")
+    raise DeepChromeError(f"unknown split method {method!r} (available: {', '.join(SPLIT_METHODS)})")
+
+
+def _check_track_values(signals: np.ndarray, gene_ids: np.ndarray, tracks: dict[str, str]) -> None:
+    """Refuse bin values the release format cannot hold (what its reader would reject), before writing.
+
+    Raises
+    ------
+    DeepChromeError
+        Naming the bigWig, its mark, the first gene and the value: negative (a log-ratio track?),
+        infinite or above :data:`~deepchrome.data.release.MAX_VALUE`.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(signals) | (signals < 0) | (signals > MAX_VALUE)  # NaN (no coverage) becomes 0 later
+    for m, (mark, path) in enumerate(tracks.items()):
+        if bad[:, m].any():
+            gene = int(np.argmax(bad[:, m].any(axis=1)))
+            value = float(signals[gene, m][bad[gene, m]][0])
+            raise DeepChromeError(
+                f"{path} ({mark}): bin value {value:g} near the TSS of gene {gene_ids[gene]}; the release format "
+                f"holds coverage or counts from 0 to {MAX_VALUE:,} (is this a log-ratio track?)"
+            )
 
 
 def prepare(
@@ -274,18 +382,51 @@ def prepare(
     Genes whose window runs off a chromosome end, that lie on a chromosome absent from a bigWig,
     or that are missing from the expression table are dropped, counted in the report and listed
     in ``out/<cell>/dropped_genes.tsv``. Bins without covered bases are written as 0 and counted.
-    Everything is written to a temporary folder renamed into place.
+
+    Everything is written to a temporary folder inside ``out`` first (:func:`staged_output`); a
+    failure leaves ``out`` as it was. A new ``out/<cell>`` is then renamed into place whole. If
+    ``out/<cell>`` already exists (an earlier run), only prepare's own files are replaced, each
+    with one rename: ``classification/{train,valid,test}.csv``, ``dropped_genes.tsv`` and
+    ``prepare.json`` (last); anything else in that folder is left alone, never deleted.
 
     Returns
     -------
     dict
         The report, also written to ``out/<cell>/prepare.json``.
+
+    Raises
+    ------
+    DeepChromeError
+        For a cell or mark that is not a plain name (see :mod:`deepchrome.names`), a nonsensical
+        window, bin size, seed, statistic, orientation or split, an ``out`` that is a file or
+        cannot be written, and (as :class:`DataFormatError`) any malformed input file. All of
+        these are checked before anything is written.
     """
+    check_name(cell, "--cell", "cell name")
     if not tracks:
         raise DeepChromeError("no --bigwig MARK=FILE given")
+    for mark in tracks:
+        check_name(mark, "--bigwig", "mark name")
+        if mark in ("gene_id", "bin_id", "label"):
+            raise DeepChromeError(
+                f"--bigwig {mark}=...: {mark!r} is a column of the release format; name the mark otherwise"
+            )
+    check_binning(window, bin_size)
+    if stat not in STATS:
+        raise DeepChromeError(f"unknown bin statistic {stat!r} (available: {', '.join(STATS)})")
+    if orientation not in ORIENTATIONS:
+        raise DeepChromeError(f"unknown orientation {orientation!r} (available: {', '.join(ORIENTATIONS)})")
+    if split not in SPLIT_METHODS:
+        raise DeepChromeError(f"unknown split method {split!r} (available: {', '.join(SPLIT_METHODS)})")
+    if seed < 0:
+        raise DeepChromeError(f"--seed {seed}: must be >= 0")
+    check_out_folder(out)
     if expression is None and labels:
         raise DeepChromeError("--expression is needed for labels (or pass --no-labels to write label 0)")
+    # Every input is read and checked before the long part (reading the bigWigs).
     tss = read_tss(annotation)
+    split_names = _split_genes(tss, split, seed, valid_chroms or [], test_chroms or [], split_lists)
+    table = None if expression is None else read_expression_table(expression)
     sizes = read_chrom_sizes(chrom_sizes) if chrom_sizes else None
     check_assemblies(tracks, sizes)
     signals, status = extract_matrices(tracks, tss, window, bin_size, stat, orientation, workers)
@@ -303,10 +444,8 @@ def prepare(
         bin_size=bin_size,
         window=window,
     )
-    split_names = _split_genes(tss, split, seed, valid_chroms or [], test_chroms or [], split_lists)
     report: dict = {"cell": cell, "annotation_genes": len(tss)}
-    if expression is not None:
-        table = read_expression_table(expression)
+    if table is not None:
         labelled, counts = attach_expression(data, table, relabel=False)
         missing = np.isnan(labelled.expression)
         reasons[missing & (reasons == "")] = "not in expression table"
@@ -349,31 +488,20 @@ def prepare(
             f"split(s) {', '.join(empty)} would be empty with --split {split} "
             f"({int(keep.sum())} genes kept); choose other chromosomes, lists or a random split"
         )
+    _check_track_values(data.signals[keep], tss.gene_id[keep], tracks)
     data.signals = np.nan_to_num(data.signals, nan=0.0).astype(np.float32)
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".{cell}.preparing"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with staged_output(out) as staging:
+        folder = staging / cell
         for name in SPLITS:
             chosen = keep & (split_names == name)
             part = data.subset(chosen)
             part.split = name
             report[f"{name}_genes"] = part.n_genes
-            write_release_csv(part, staging / "classification" / f"{name}.csv")
+            write_release_csv(part, folder / "classification" / f"{name}.csv")
         dropped = tss.frame()[~keep].assign(reason=reasons[~keep])
-        dropped.to_csv(staging / "dropped_genes.tsv", sep="\t", index=False)
-        (staging / "prepare.json").write_text(json.dumps(report, indent=1))
-        target = out / cell
-        if target.exists():
-            old = out / f".{cell}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        dropped.to_csv(folder / "dropped_genes.tsv", sep="\t", index=False)
+        (folder / "prepare.json").write_text(json.dumps(report, indent=1))
     from deepchrome.data.cache import load_split
 
     for name in SPLITS:

@@ -9,7 +9,12 @@ normally without a header. Every check below reports the file and the 1-based li
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +22,24 @@ import pandas as pd
 
 from deepchrome.data.signals import DEEPCHROME_MARKS, SPLITS, HistoneSignals, normalize_gene_id
 from deepchrome.errors import DataFormatError, DeepChromeError
+from deepchrome.names import check_name, is_plain_name
 
 RELEASE_COLUMNS: tuple[str, ...] = ("gene_id", "bin_id", *DEEPCHROME_MARKS, "label")
+#: The largest mark value a reader accepts: counts are stored as uint16/int32 (int32 beyond 65,535).
+MAX_VALUE = int(np.iinfo(np.int32).max)
 
 
 def split_path(root: str | os.PathLike, cell: str, split: str) -> Path:
-    """Path of one split file in the release layout: ``root/cell/classification/split.csv``."""
+    """Path of one split file in the release layout: ``root/cell/classification/split.csv``.
+
+    Raises
+    ------
+    DeepChromeError
+        If ``cell`` or ``split`` is not a plain name (see :mod:`deepchrome.names`): a name like
+        ``../x`` would leave ``root``.
+    """
+    check_name(cell, "cell", "cell name")
+    check_name(split, "split", "split name")
     return Path(root) / cell / "classification" / f"{split}.csv"
 
 
@@ -37,7 +54,188 @@ def list_cells(root: str | os.PathLike) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         raise DeepChromeError(f"data root {root} does not exist or is not a folder")
-    return sorted(p.name for p in root.iterdir() if (p / "classification" / "train.csv").is_file())
+    return sorted(
+        p.name for p in root.iterdir() if is_plain_name(p.name) and (p / "classification" / "train.csv").is_file()
+    )
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or exc.__class__.__name__
+
+
+def check_out_folder(out: str | os.PathLike, what: str = "--out") -> Path:
+    """Return ``out`` as a Path after checking it can become the output folder (before long work).
+
+    ``out`` must be a folder or not exist yet; the nearest folder that exists (``out`` or a
+    parent) must be writable.
+
+    Raises
+    ------
+    DeepChromeError
+        ``--out X: is a file, expected a folder``, ``... Y is a file`` for a parent, or ``... is
+        not writable``.
+    """
+    out = Path(out)
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        where = "is a file" if existing == out else f"{existing} is a file"
+        raise DeepChromeError(f"{what} {out}: {where}, expected a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == out else f" ({existing})"
+        raise DeepChromeError(f"{what} {out}: folder{where} is not writable; choose another {what}")
+    return out
+
+
+@contextlib.contextmanager
+def staged_output(out: str | os.PathLike, what: str = "--out") -> Iterator[Path]:
+    """Write into a private temporary folder inside ``out``, then move the result into ``out``.
+
+    The block writes files at the paths they should have relative to ``out`` (``staging/E003/
+    classification/train.csv`` becomes ``out/E003/classification/train.csv``). When it succeeds,
+    each top-level entry absent from ``out`` is moved in whole with one rename; into a folder that
+    already exists, each file replaces its namesake with one rename (``os.replace``), and nothing
+    else in that folder is touched. Before anything moves, every destination is checked: a file
+    where a folder must go, a folder where a file must go, or a link to a folder is refused.
+
+    If the block or the checks fail, nothing under ``out`` changes, the temporary folder is removed,
+    and so is ``out`` (with any parents) when it was created here and is empty.
+
+    Parameters
+    ----------
+    out
+        The output folder (created if missing).
+    what
+        How the user named it, for messages (``--out``).
+
+    Raises
+    ------
+    DeepChromeError
+        If ``out`` is a file, or cannot be created or written (permission, disk full: the
+        message gives the system's reason), or a destination conflicts as above.
+    """
+    out = check_out_folder(out, what)
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    staging: Path | None = None
+    done = False
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".deepchrome-", dir=out))
+        yield staging
+        _check_destinations(staging, out)
+        _move_into(staging, out)
+        done = True
+    except OSError as exc:
+        raise DeepChromeError(f"{what} {out}: cannot write there ({_os_reason(exc)})") from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for folder in [] if done else created:  # deepest first; only empty folders made here go
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _check_destinations(source: Path, target: Path) -> None:
+    for entry in sorted(source.iterdir()):
+        destination = target / entry.name
+        if not (destination.exists() or destination.is_symlink()):
+            continue
+        if entry.is_dir():
+            if destination.is_symlink() or not destination.is_dir():
+                kind = "a link" if destination.is_symlink() else "a file"
+                raise DeepChromeError(
+                    f"{destination} is {kind} where a folder must be written; move it away or choose another name"
+                )
+            _check_destinations(entry, destination)
+        elif destination.is_dir() and not destination.is_symlink():
+            raise DeepChromeError(
+                f"{destination} is a folder where a file must be written; move it away or choose another name"
+            )
+
+
+def _move_into(source: Path, target: Path) -> None:
+    for entry in sorted(source.iterdir()):
+        destination = target / entry.name
+        if entry.is_dir() and destination.is_dir():
+            _move_into(entry, destination)
+        else:
+            os.replace(entry, destination)
+
+
+def not_utf8_error(path: Path) -> DataFormatError:
+    """The error for a text file (``.gz`` compressed or not) that is not UTF-8, naming the first line that is not."""
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return DataFormatError(
+                    f"{path}:{number}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1}); "
+                    "save the file as UTF-8"
+                )
+    return DataFormatError(f"{path}: not UTF-8 text; save the file as UTF-8")
+
+
+def _first_line(path: Path) -> str:
+    """The first line of a text file, without its line ending."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
+
+
+def _read_table(path: Path, header_lines: int, sep: str = ",", **kwargs) -> pd.DataFrame:
+    """``pandas.read_csv`` with its errors turned into one-line :class:`DataFormatError`."""
+    try:
+        return pd.read_csv(path, sep=sep, engine="c", **kwargs)
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(f"{path}: no data rows") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataFormatError(f"{path}:{_parser_message(exc, header_lines, sep)}") from None
+
+
+def _check_names(path: Path, names: list[str]) -> None:
+    """Refuse empty or repeated column names in a header line."""
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            raise DataFormatError(f"{path}:1: header has an empty column name ({','.join(names)})")
+        if name in seen:
+            raise DataFormatError(f"{path}:1: column {name} appears twice in the header; give every mark one column")
+        seen.add(name)
+
+
+def _numeric(
+    path: Path, frame: pd.DataFrame, columns: list, names: list[str], line_of: Callable[[int], int]
+) -> np.ndarray:
+    """``frame[columns]`` (shown as ``names``) as one numeric array [rows, columns], or an error at the first text."""
+    for column, name in zip(columns, names, strict=True):
+        series = frame[column]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            row = int(np.argmax(pd.to_numeric(series, errors="coerce").isna().to_numpy()))
+            raise DataFormatError(f"{path}:{line_of(row)}: field {name} is {series.iloc[row]!r}, expected a number")
+    return frame[columns].to_numpy()
+
+
+def _check_mark_values(path: Path, values: np.ndarray, marks: tuple[str, ...], line_of: Callable[[int], int]) -> None:
+    """Mark values [rows, marks] must be finite, >= 0 and at most :data:`MAX_VALUE` (the int32 storage)."""
+    checks: list[tuple[np.ndarray, Callable[[str, str], str]]] = [
+        (~np.isfinite(values), lambda value, mark: f"field {mark} is {value}, expected a finite number"),
+        (values < 0, lambda value, mark: f"negative mark value {value} in field {mark}, expected counts >= 0"),
+        (
+            values > MAX_VALUE,
+            lambda value, mark: f"field {mark} is {value}, above {MAX_VALUE:,}, the largest mark value stored",
+        ),
+    ]
+    for bad, message in checks:
+        if bad.any():
+            row = int(np.argmax(bad.any(axis=1)))
+            column = int(np.argmax(bad[row]))
+            value = values[row, column].item()
+            shown = str(value) if isinstance(value, int) else f"{value:g}"
+            raise DataFormatError(f"{path}:{line_of(row)}: {message(shown, marks[column])}")
 
 
 def _has_header(path: Path) -> bool:
@@ -51,10 +249,6 @@ def _has_header(path: Path) -> bool:
     except ValueError:
         return True
     return False
-
-
-def _line_of(row: int, header: bool) -> int:
-    return row + 1 + int(header)
 
 
 def read_release_csv(path: str | os.PathLike, cell: str = "", split: str = "all") -> HistoneSignals:
@@ -88,59 +282,46 @@ def read_release_csv(path: str | os.PathLike, cell: str = "", split: str = "all"
     header = _has_header(path)
     marks = DEEPCHROME_MARKS
     if header:
-        with open(path, encoding="utf-8") as handle:
-            names = handle.readline().strip().split(",")
+        names = [n.strip() for n in _first_line(path).split(",")]
         if len(names) < 4:
             raise DataFormatError(f"{path}:1: header has {len(names)} fields, expected at least 4")
-        marks = tuple(n.strip() for n in names[2:-1])
+        _check_names(path, names)
+        marks = tuple(names[2:-1])
     n_fields = len(marks) + 3
-    try:
-        frame = pd.read_csv(
-            path,
-            header=None,
-            skiprows=int(header),
-            names=list(range(n_fields)),
-            dtype={0: str},
-            engine="c",
-            skip_blank_lines=False,
-        )
-    except pd.errors.ParserError as exc:
-        # pandas says "Expected 8 fields in line 5, saw 9" with 1-based data lines.
-        raise DataFormatError(f"{path}:{_parser_message(exc, header, n_fields)}") from None
-    except pd.errors.EmptyDataError:
-        raise DataFormatError(f"{path}: no data rows") from None
+    columns = ["gene_id", "bin_id", *marks, "label"]
+    frame = _read_table(
+        path,
+        int(header),
+        header=None,
+        skiprows=int(header),
+        names=list(range(n_fields)),
+        dtype={0: str},
+        skip_blank_lines=False,
+    )
     if len(frame) == 0:
         raise DataFormatError(f"{path}: no data rows")
+
+    def line_of(row: int) -> int:
+        return row + 1 + int(header)
 
     missing = frame.isna().to_numpy()
     if missing.any():
         row = int(np.argmax(missing.any(axis=1)))
         raise DataFormatError(
-            f"{path}:{_line_of(row, header)}: expected {n_fields} comma-separated fields "
-            f"({','.join(('gene_id', 'bin_id', *marks, 'label'))}), found a missing value"
+            f"{path}:{line_of(row)}: expected {n_fields} comma-separated fields ({','.join(columns)}), "
+            "found a missing value"
         )
-    numeric = frame.iloc[:, 1:]
-    for column in numeric.columns:
-        if not pd.api.types.is_numeric_dtype(numeric[column]):
-            values = pd.to_numeric(numeric[column], errors="coerce")
-            row = int(np.argmax(values.isna().to_numpy()))
-            name = ("bin_id", *marks, "label")[column - 1]
-            raise DataFormatError(
-                f"{path}:{_line_of(row, header)}: field {name} is {numeric[column].iloc[row]!r}, expected a number"
-            )
+    numeric = _numeric(path, frame, list(range(1, n_fields)), columns[1:], line_of)
     gene_col = frame[0].to_numpy()
-    bins = frame[1].to_numpy()
-    values = frame.iloc[:, 2 : 2 + len(marks)].to_numpy()
-    labels = frame[n_fields - 1].to_numpy()
+    bins = numeric[:, 0]
+    values = numeric[:, 1:-1]
+    labels = numeric[:, -1]
 
-    negative = values < 0
-    if negative.any():
-        row = int(np.argmax(negative.any(axis=1)))
-        raise DataFormatError(f"{path}:{_line_of(row, header)}: negative mark value, expected counts >= 0")
+    _check_mark_values(path, values, marks, line_of)
     bad_label = (labels != 0) & (labels != 1)
     if bad_label.any():
         row = int(np.argmax(bad_label))
-        raise DataFormatError(f"{path}:{_line_of(row, header)}: label is {labels[row].item()!r}, expected 0 or 1")
+        raise DataFormatError(f"{path}:{line_of(row)}: label is {labels[row].item()!r}, expected 0 or 1")
 
     # Genes are contiguous blocks of rows; a block starts where the gene id changes.
     starts = np.flatnonzero(np.r_[True, gene_col[1:] != gene_col[:-1]])
@@ -151,14 +332,14 @@ def read_release_csv(path: str | os.PathLike, cell: str = "", split: str = "all"
     if wrong_bin.any():
         row = int(np.argmax(wrong_bin))
         raise DataFormatError(
-            f"{path}:{_line_of(row, header)}: gene {gene_col[row]} has bin_id {bins[row].item()}, "
+            f"{path}:{line_of(row)}: gene {gene_col[row]} has bin_id {bins[row].item()}, "
             f"expected {position[row] + 1} (bins must run 1..N contiguously and in order)"
         )
     if (sizes != n_bins).any():
         block = int(np.argmax(sizes != n_bins))
         row = int(starts[block])
         raise DataFormatError(
-            f"{path}:{_line_of(row, header)}: gene {gene_col[row]} has {sizes[block]} bins, "
+            f"{path}:{line_of(row)}: gene {gene_col[row]} has {sizes[block]} bins, "
             f"expected {n_bins} like the first gene"
         )
     gene_ids = gene_col[starts]
@@ -167,8 +348,8 @@ def read_release_csv(path: str | os.PathLike, cell: str = "", split: str = "all"
         gene = unique[np.argmax(counts > 1)]
         blocks = np.flatnonzero(gene_ids == gene)
         raise DataFormatError(
-            f"{path}:{_line_of(int(starts[blocks[1]]), header)}: gene {gene} appears again "
-            f"(first at line {_line_of(int(starts[blocks[0]]), header)}), expected unique genes"
+            f"{path}:{line_of(int(starts[blocks[1]]))}: gene {gene} appears again "
+            f"(first at line {line_of(int(starts[blocks[0]]))}), expected unique genes"
         )
     per_gene_labels = labels.reshape(-1, n_bins)
     varying = (per_gene_labels != per_gene_labels[:, :1]).any(axis=1)
@@ -177,7 +358,7 @@ def read_release_csv(path: str | os.PathLike, cell: str = "", split: str = "all"
         offset = int(np.argmax(per_gene_labels[block] != per_gene_labels[block, 0]))
         row = int(starts[block]) + offset
         raise DataFormatError(
-            f"{path}:{_line_of(row, header)}: label of gene {gene_ids[block]} changes within "
+            f"{path}:{line_of(row)}: label of gene {gene_ids[block]} changes within "
             "the gene, expected one label per gene"
         )
 
@@ -194,21 +375,30 @@ def read_release_csv(path: str | os.PathLike, cell: str = "", split: str = "all"
     )
 
 
-def _parser_message(exc: Exception, header: bool, n_fields: int) -> str:
+def _parser_message(exc: Exception, header_lines: int, sep: str = ",") -> str:
+    """``LINE: what`` from a pandas parser error (pandas counts data lines from 1)."""
     import re
 
     match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
     if not match:
-        return f" cannot parse: {exc}"
-    line = int(match.group(2)) + int(header)
-    return f"{line}: expected {n_fields} comma-separated fields, found {match.group(3)}"
+        return " cannot parse: " + " ".join(str(exc).split())
+    line = int(match.group(2)) + header_lines
+    kind = "tab" if sep == "\t" else "comma"
+    return f"{line}: expected {match.group(1)} {kind}-separated fields, found {match.group(3)}"
 
 
 def _compact_dtype(values: np.ndarray) -> np.ndarray:
-    """Integers stay integers (uint16, or int32 when larger); fractions become float32."""
+    """Integers stay integers (uint16, or int32 when larger); fractions become float32.
+
+    Readers check values first (:func:`_check_mark_values`): finite, >= 0 and at most
+    :data:`MAX_VALUE`, so every value fits the dtype chosen here.
+    """
     if np.issubdtype(values.dtype, np.integer) or np.array_equal(values, np.floor(values)):
         top = values.max(initial=0)
-        return values.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.int32)
+        if top <= np.iinfo(np.uint16).max:
+            return values.astype(np.uint16)
+        if top <= MAX_VALUE:
+            return values.astype(np.int32)
     return values.astype(np.float32)
 
 
@@ -223,15 +413,14 @@ def read_expression_table(path: str | os.PathLike) -> pd.Series:
     Raises
     ------
     DataFormatError
-        If the file is missing, has fewer than two columns, a non-numeric value or a
-        duplicated gene.
+        Naming the file and line, if the file is missing, not UTF-8, has fewer than two columns,
+        no data rows, a missing gene id, a value that is not a finite number, or a duplicated gene.
     """
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"{path}: expression table not found")
     sep = "\t" if path.suffix in {".tsv", ".tab", ".txt"} else ","
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline().rstrip("\n").split(sep)
+    first = _first_line(path).split(sep)
     if len(first) < 2:
         raise DataFormatError(f"{path}:1: expected 2 columns gene_id{sep}value")
     try:
@@ -239,21 +428,29 @@ def read_expression_table(path: str | os.PathLike) -> pd.Series:
         header = None
     except ValueError:
         header = 0
-    frame = pd.read_csv(path, sep=sep, header=header, usecols=[0, 1], dtype={0: str}, engine="c")
+    skipped = int(header is not None)
+    frame = _read_table(path, skipped, sep=sep, header=header, usecols=[0, 1], dtype={0: str})
+    if len(frame) == 0:
+        raise DataFormatError(f"{path}: no data rows")
     frame.columns = ["gene_id", "value"]
+    no_id = frame["gene_id"].isna().to_numpy()
+    if no_id.any():
+        raise DataFormatError(f"{path}:{int(np.argmax(no_id)) + 1 + skipped}: missing gene id")
     values = pd.to_numeric(frame["value"], errors="coerce")
     if values.isna().any():
         row = int(np.argmax(values.isna().to_numpy()))
-        raise DataFormatError(
-            f"{path}:{row + 1 + (header is not None)}: value {frame['value'].iloc[row]!r} is not a number"
-        )
+        raw = frame["value"].iloc[row]
+        shown = "is missing" if pd.isna(raw) else f"{raw!r} is not a number"
+        raise DataFormatError(f"{path}:{row + 1 + skipped}: value {shown}")
+    infinite = ~np.isfinite(values.to_numpy(dtype=np.float64))
+    if infinite.any():
+        row = int(np.argmax(infinite))
+        raise DataFormatError(f"{path}:{row + 1 + skipped}: value {values.iloc[row]:g} is not a finite number")
     ids = frame["gene_id"].map(normalize_gene_id)
     duplicated = ids.duplicated().to_numpy()
     if duplicated.any():
         row = int(np.argmax(duplicated))
-        raise DataFormatError(
-            f"{path}:{row + 1 + (header is not None)}: gene {frame['gene_id'].iloc[row]} appears twice"
-        )
+        raise DataFormatError(f"{path}:{row + 1 + skipped}: gene {frame['gene_id'].iloc[row]} appears twice")
     return pd.Series(values.to_numpy(dtype=np.float64), index=ids.to_numpy(), name=path.stem)
 
 
@@ -312,13 +509,30 @@ def read_wide_matrix(
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found")
-    frame = pd.read_csv(path, engine="c")
-    missing = [m for m in marks if m not in frame.columns]
+    names = [n.strip() for n in _first_line(path).split(",")]
+    _check_names(path, names)
+    missing = [m for m in marks if m not in names[1:]]
     if missing:
+        raise DataFormatError(f"{path}:1: missing mark column(s) {', '.join(missing)} (header: {', '.join(names)})")
+    frame = _read_table(
+        path, 1, header=None, skiprows=1, names=list(range(len(names))), dtype={0: str}, skip_blank_lines=False
+    )
+    if len(frame) == 0:
+        raise DataFormatError(f"{path}: no data rows")
+
+    def line_of(row: int) -> int:
+        return row + 2
+
+    columns = [names.index(m) for m in marks]
+    absent = frame[[0, *columns]].isna().to_numpy()
+    if absent.any():
+        row = int(np.argmax(absent.any(axis=1)))
         raise DataFormatError(
-            f"{path}:1: missing mark column(s) {', '.join(missing)} (header: {', '.join(map(str, frame.columns))})"
+            f"{path}:{line_of(row)}: expected {len(names)} comma-separated fields, found a missing value"
         )
-    key = frame.iloc[:, 0].astype(str).str.rsplit("_", n=1, expand=True)
+    values = _numeric(path, frame, columns, list(marks), line_of)
+    _check_mark_values(path, values, marks, line_of)
+    key = frame[0].str.rsplit("_", n=1, expand=True)
     if key.shape[1] != 2:
         raise DataFormatError(f"{path}:2: first field must be <gene>_<name>_<bin>")
     genes = key[0].str.split("_", n=1).str[0].to_numpy()
@@ -330,9 +544,10 @@ def read_wide_matrix(
     wrong = (bins != position + 1) | np.repeat(sizes != width, sizes)
     if wrong.any():
         raise DataFormatError(
-            f"{path}:{int(np.argmax(wrong)) + 2}: bins must run 1..{width} contiguously and in order for every gene"
+            f"{path}:{line_of(int(np.argmax(wrong)))}: bins must run 1..{width} contiguously and in order "
+            "for every gene"
         )
-    values = frame[list(marks)].to_numpy().reshape(len(starts), width, len(marks))
+    values = values.reshape(len(starts), width, len(marks))
     result = HistoneSignals(
         signals=np.ascontiguousarray(_compact_dtype(values.transpose(0, 2, 1))),
         labels=None,
@@ -376,10 +591,13 @@ __all__ = [
     "RELEASE_COLUMNS",
     "SPLITS",
     "attach_expression",
+    "check_out_folder",
     "list_cells",
+    "not_utf8_error",
     "read_expression_table",
     "read_release_csv",
     "read_wide_matrix",
     "split_path",
+    "staged_output",
     "write_release_csv",
 ]

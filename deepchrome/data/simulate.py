@@ -27,13 +27,14 @@ Generative model (all bins 100 bp, TSS between bins 50 and 51, bins in transcrip
 from __future__ import annotations
 
 import json
+import math
 import os
-from pathlib import Path
 
 import numpy as np
 
-from deepchrome.data.release import write_release_csv
+from deepchrome.data.release import check_out_folder, write_release_csv
 from deepchrome.data.signals import DEEPCHROME_MARKS, SPLITS, HistoneSignals
+from deepchrome.errors import DeepChromeError
 
 N_BINS = 100
 #: 1-based bins (inclusive) where each mark's planted signal lies.
@@ -82,6 +83,40 @@ def _redraw(rng: np.random.Generator, states: np.ndarray, fraction: float) -> np
     return states
 
 
+def _check_arguments(
+    n_cells: int,
+    n_genes: int,
+    seed: int,
+    n_groups: int,
+    group_shift: float,
+    cell_shift: float,
+    noise: float,
+    rule_shift: float,
+) -> None:
+    """Refuse arguments the simulator cannot honour, naming the ``deepchrome simulate`` option."""
+    minimum = {
+        "--cells": (n_cells, 1),
+        "--genes": (n_genes, len(SPLITS)),
+        "--groups": (n_groups, 1),
+        "--seed": (seed, 0),
+    }
+    for option, (value, least) in minimum.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise DeepChromeError(f"{option} {value!r}: expected a whole number")
+        if value < least:
+            why = f" (at least one gene per split: {', '.join(SPLITS)})" if option == "--genes" else ""
+            raise DeepChromeError(f"{option} {value}: must be >= {least}{why}")
+    for name, value, top in (
+        ("group_shift", group_shift, 1.0),
+        ("cell_shift", cell_shift, 1.0),
+        ("noise", noise, math.inf),
+        ("--rule-shift", rule_shift, math.inf),
+    ):
+        if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and 0 <= value <= top):
+            bound = "between 0 and 1" if top == 1.0 else "a finite number >= 0"
+            raise DeepChromeError(f"{name} {value!r}: must be {bound}")
+
+
 def simulate_cells(
     n_cells: int = 4,
     n_genes: int = 600,
@@ -101,7 +136,14 @@ def simulate_cells(
         ``expression`` [genes] (log scale).
     truth
         The ground truth: rules, planted pair and bins, cell groups.
+
+    Raises
+    ------
+    DeepChromeError
+        For fewer than 1 cell or group, fewer than 3 genes, a negative seed, shifts outside
+        0..1, or a negative or infinite noise or rule shift.
     """
+    _check_arguments(n_cells, n_genes, seed, n_groups, group_shift, cell_shift, noise, rule_shift)
     rng = np.random.default_rng(seed)
     base = _gene_states(rng, n_genes)
     group_states = [_redraw(rng, base, group_shift) for _ in range(n_groups)]
@@ -189,8 +231,14 @@ def simulate_release(
     -------
     dict
         The ground truth, including the split of gene ids.
+
+    Raises
+    ------
+    DeepChromeError
+        If ``out`` is a file, or for arguments :func:`simulate_cells` refuses; checked before
+        anything is written.
     """
-    out = Path(out)
+    out = check_out_folder(out)
     cells, truth = simulate_cells(n_cells=n_cells, n_genes=n_genes, seed=seed, **kwargs)
     order = np.random.default_rng(seed + 1).permutation(n_genes)
     bounds = np.linspace(0, n_genes, len(SPLITS) + 1).round().astype(int)
