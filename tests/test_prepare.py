@@ -11,6 +11,7 @@ import pytest
 from deepchrome.data import HistoneDataModule, read_release_csv
 from deepchrome.data.annotation import read_tss
 from deepchrome.data.bigwig import extract_matrices, prepare
+from deepchrome.data.signals import HistoneSignals
 from deepchrome.errors import DataFormatError, DeepChromeError
 from tests.cli import run_cli
 
@@ -208,3 +209,39 @@ def test_bad_input(tiny, case, message):
     with pytest.raises((DeepChromeError, DataFormatError), match=message):
         prepare(tracks, annotation, tiny / "out", "C1", window=100, **{"bin_size": 20, **kwargs})
     assert not (tiny / "out" / "C1").exists()
+
+
+def test_prepared_csv_is_pandas_text_on_real_k562(k562, tmp_path):
+    # 2,000 TSSs sampled like bench/bench_prepare.py; every split file prepare writes must be the
+    # text the pandas writer gives for the same genes (float32 bigWig means, '%.6g').
+    from tests.test_release import pandas_release_csv
+
+    rng = np.random.default_rng(0)
+    positions = rng.choice(np.arange(4_005_000, 5_995_000), size=2000, replace=False)
+    strands = rng.choice(["+", "-"], size=2000)
+    bed = tmp_path / "tss.bed"
+    bed.write_text(
+        "".join(
+            f"chr9\t{p}\t{p + 1}\tg{i:04d}\t0\t{s}\n" for i, (p, s) in enumerate(zip(positions, strands, strict=True))
+        )
+    )
+    tracks = {m: str(k562 / f"K562_{m}.chr9_4-6Mb.bigwig") for m in ("H3K27me3", "H3K27ac")}
+    prepare(tracks, bed, out=tmp_path / "out", cell="K562", labels=False, workers=1)
+    tss = read_tss(bed)
+    signals, _ = extract_matrices(tracks, tss, workers=1)
+    index = {g: i for i, g in enumerate(tss.gene_id)}
+    fractional = 0
+    for split in ("train", "valid", "test"):
+        written = tmp_path / "out" / "K562" / "classification" / f"{split}.csv"
+        genes = read_release_csv(written).gene_ids
+        rows = [index[g] for g in genes]
+        part = HistoneSignals(
+            signals=np.nan_to_num(signals[rows], nan=0.0).astype(np.float32),
+            labels=np.zeros(len(rows), dtype=np.int64),
+            gene_ids=tss.gene_id[rows],
+            marks=tuple(tracks),
+        )
+        pandas_release_csv(part, tmp_path / f"{split}.pandas.csv")
+        assert written.read_bytes() == (tmp_path / f"{split}.pandas.csv").read_bytes(), split
+        fractional += int((part.signals != np.floor(part.signals)).sum())
+    assert fractional > 100_000  # the values exercise the float formatting, not only whole numbers
