@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pyBigWig
 import pytest
 
-from deepchrome.data import HistoneDataModule, read_release_csv
+from deepchrome.data import HistoneDataModule, bigwig, read_release_csv
 from deepchrome.data.annotation import read_tss
 from deepchrome.data.bigwig import extract_matrices, prepare
 from deepchrome.data.signals import HistoneSignals
@@ -134,6 +135,40 @@ def test_real_k562_matches_independent_reference(k562):
             np.testing.assert_allclose(signals[i, m], expected, rtol=1e-5, atol=1e-6, equal_nan=True)
             checked += 1
     assert checked >= 40 and set(tss.strand[inside]) == {"+", "-"}
+
+
+@pytest.mark.parametrize("stat", ["mean", "sum", "max"])
+def test_overlapping_windows_read_once_give_the_per_window_values(k562, monkeypatch, stat):
+    # 400 TSSs within 60 kb: windows overlap, are read in runs (split at READ_SPAN) and must equal,
+    # bit for bit, one values() call per window binned with numpy's nan-functions.
+    monkeypatch.setattr(bigwig, "READ_SPAN", 23_456)
+    path = str(k562 / "K562_H3K27ac.chr9_4-6Mb.bigwig")
+    rng = np.random.default_rng(5)
+    reference = rng.integers(4_900_000, 4_960_000, 400)
+    chrom = np.array(["chr9"] * 398 + ["chr3", "chr9"])  # one absent chromosome
+    reference[-1] = 141_213_431 - 100  # one off the chromosome end
+    got, status = bigwig.extract_track(path, chrom, reference, 5000, 100, stat)
+    assert status.tolist() == ["ok"] * 398 + ["missing_chromosome", "off_chromosome_end"]
+    assert np.isnan(got[398:]).all()
+    handle = pyBigWig.open(path)
+    function = {"mean": np.nanmean, "sum": np.nansum, "max": np.nanmax}[stat]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.array(
+            [
+                function(
+                    handle.values("chr9", int(r) - 5000, int(r) + 5000, numpy=True)
+                    .astype(np.float64)
+                    .reshape(100, 100),
+                    axis=1,
+                )
+                for r in reference[:398]
+            ]
+        ).astype(np.float32)
+    assert np.array_equal(got[:398], expected, equal_nan=True)
+    assert (~np.isnan(expected)).sum() > 10_000
+    if stat == "mean":  # and the independent per-interval reference
+        np.testing.assert_allclose(got[7], _reference_bins(path, "chr9", int(reference[7]), "+"), rtol=1e-5, atol=1e-6)
 
 
 def test_prepare_command_on_real_k562(k562, roadmap, tmp_path):
