@@ -7,14 +7,16 @@ import gzip
 import json
 import os
 import struct
+import warnings
 
 import numpy as np
 import pyBigWig
 import pytest
 
-from deepchrome.data import HistoneDataModule, read_release_csv, write_release_csv
+from deepchrome.data import HistoneDataModule, bigwig, read_release_csv, write_release_csv
 from deepchrome.data.annotation import read_tss
 from deepchrome.data.bigwig import extract_matrices, prepare
+from deepchrome.data.signals import HistoneSignals
 from deepchrome.errors import DeepChromeError
 from tests.cli import run_cli
 from tests.tree import hidden, snapshot
@@ -138,6 +140,40 @@ def test_real_k562_matches_independent_reference(k562):
             np.testing.assert_allclose(signals[i, m], expected, rtol=1e-5, atol=1e-6, equal_nan=True)
             checked += 1
     assert checked >= 40 and set(tss.strand[inside]) == {"+", "-"}
+
+
+@pytest.mark.parametrize("stat", ["mean", "sum", "max"])
+def test_overlapping_windows_read_once_give_the_per_window_values(k562, monkeypatch, stat):
+    # 400 TSSs within 60 kb: windows overlap, are read in runs (split at READ_SPAN) and must equal,
+    # bit for bit, one values() call per window binned with numpy's nan-functions.
+    monkeypatch.setattr(bigwig, "READ_SPAN", 23_456)
+    path = str(k562 / "K562_H3K27ac.chr9_4-6Mb.bigwig")
+    rng = np.random.default_rng(5)
+    reference = rng.integers(4_900_000, 4_960_000, 400)
+    chrom = np.array(["chr9"] * 398 + ["chr3", "chr9"])  # one absent chromosome
+    reference[-1] = 141_213_431 - 100  # one off the chromosome end
+    got, status = bigwig.extract_track(path, chrom, reference, 5000, 100, stat)
+    assert status.tolist() == ["ok"] * 398 + ["missing_chromosome", "off_chromosome_end"]
+    assert np.isnan(got[398:]).all()
+    handle = pyBigWig.open(path)
+    function = {"mean": np.nanmean, "sum": np.nansum, "max": np.nanmax}[stat]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.array(
+            [
+                function(
+                    handle.values("chr9", int(r) - 5000, int(r) + 5000, numpy=True)
+                    .astype(np.float64)
+                    .reshape(100, 100),
+                    axis=1,
+                )
+                for r in reference[:398]
+            ]
+        ).astype(np.float32)
+    assert np.array_equal(got[:398], expected, equal_nan=True)
+    assert (~np.isnan(expected)).sum() > 10_000
+    if stat == "mean":  # and the independent per-interval reference
+        np.testing.assert_allclose(got[7], _reference_bins(path, "chr9", int(reference[7]), "+"), rtol=1e-5, atol=1e-6)
 
 
 def test_prepare_command_on_real_k562(k562, roadmap, tmp_path):
@@ -413,3 +449,40 @@ def test_track_values_the_release_cannot_hold_are_refused_before_writing(tiny):
     )
     assert not (tiny / "out").exists()
     _refused(_prepare_cli(tiny, tracks=("label=a.bw",)), "--bigwig label=...: 'label' is a column of the release")
+    assert not (tiny / "out" / "C1").exists()
+
+
+def test_prepared_csv_is_pandas_text_on_real_k562(k562, tmp_path):
+    # 2,000 TSSs sampled like bench/bench_prepare.py; every split file prepare writes must be the
+    # text the pandas writer gives for the same genes (float32 bigWig means, '%.6g').
+    from tests.test_release import pandas_release_csv
+
+    rng = np.random.default_rng(0)
+    positions = rng.choice(np.arange(4_005_000, 5_995_000), size=2000, replace=False)
+    strands = rng.choice(["+", "-"], size=2000)
+    bed = tmp_path / "tss.bed"
+    bed.write_text(
+        "".join(
+            f"chr9\t{p}\t{p + 1}\tg{i:04d}\t0\t{s}\n" for i, (p, s) in enumerate(zip(positions, strands, strict=True))
+        )
+    )
+    tracks = {m: str(k562 / f"K562_{m}.chr9_4-6Mb.bigwig") for m in ("H3K27me3", "H3K27ac")}
+    prepare(tracks, bed, out=tmp_path / "out", cell="K562", labels=False, workers=1)
+    tss = read_tss(bed)
+    signals, _ = extract_matrices(tracks, tss, workers=1)
+    index = {g: i for i, g in enumerate(tss.gene_id)}
+    fractional = 0
+    for split in ("train", "valid", "test"):
+        written = tmp_path / "out" / "K562" / "classification" / f"{split}.csv"
+        genes = read_release_csv(written).gene_ids
+        rows = [index[g] for g in genes]
+        part = HistoneSignals(
+            signals=np.nan_to_num(signals[rows], nan=0.0).astype(np.float32),
+            labels=np.zeros(len(rows), dtype=np.int64),
+            gene_ids=tss.gene_id[rows],
+            marks=tuple(tracks),
+        )
+        pandas_release_csv(part, tmp_path / f"{split}.pandas.csv")
+        assert written.read_bytes() == (tmp_path / f"{split}.pandas.csv").read_bytes(), split
+        fractional += int((part.signals != np.floor(part.signals)).sum())
+    assert fractional > 100_000  # the values exercise the float formatting, not only whole numbers

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepchrome.data import (
@@ -14,9 +16,12 @@ from deepchrome.data import (
     read_expression_table,
     read_release_csv,
     read_wide_matrix,
+    release,
     write_release_csv,
 )
+from deepchrome.data.csv_text import constant, general_float_slots, integer_slots, join_slots
 from deepchrome.data.release import check_out_folder, list_cells, split_path, staged_output
+from deepchrome.data.signals import HistoneSignals
 from deepchrome.errors import DataFormatError, DeepChromeError
 from deepchrome.names import check_name
 from tests.cli import run_cli
@@ -330,3 +335,115 @@ def test_out_that_is_a_file_or_inside_one(tmp_path):
     with pytest.raises(DeepChromeError, match=r"--out .*file/sub: .*file is a file, expected a folder"):
         check_out_folder(tmp_path / "file" / "sub")
     assert (tmp_path / "file").read_text() == "x"
+
+
+def pandas_release_csv(signals: HistoneSignals, path: Path) -> None:
+    """The writer before the vectorised one (pandas ``to_csv``), kept as the reference text."""
+    n_genes, n_marks, n_bins = signals.signals.shape
+    frame = pd.DataFrame(
+        signals.signals.transpose(0, 2, 1).reshape(n_genes * n_bins, n_marks), columns=list(signals.marks)
+    )
+    frame.insert(0, "bin_id", np.tile(np.arange(1, n_bins + 1), n_genes))
+    frame.insert(0, "gene_id", np.repeat(signals.gene_ids, n_bins))
+    frame["label"] = np.repeat(signals.labels, n_bins)
+    header = tuple(signals.marks) != DEEPCHROME_MARKS
+    float_format = "%.6g" if np.issubdtype(signals.signals.dtype, np.floating) else None
+    frame.to_csv(path, index=False, header=header, float_format=float_format)
+
+
+def assert_same_text(signals: HistoneSignals, tmp_path: Path) -> bytes:
+    """Write ``signals`` with both writers and require identical bytes; return them."""
+    write_release_csv(signals, tmp_path / "new.csv")
+    pandas_release_csv(signals, tmp_path / "old.csv")
+    new, old = (tmp_path / "new.csv").read_bytes(), (tmp_path / "old.csv").read_bytes()
+    if new != old:
+        lines = zip(new.splitlines(), old.splitlines(), strict=False)
+        first = next(((i, a, b) for i, (a, b) in enumerate(lines) if a != b), None)
+        pytest.fail(f"texts differ ({len(new)} vs {len(old)} bytes); first differing line: {first}")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "temporary file left behind"
+    return new
+
+
+AWKWARD = [0.0, 1e-7, 123456789.0, 0.1, 0.5, 1.0, 2.5, 1e-5, 1e-4, 9.99999e-5, 0.0001234565, 100000.5, 999999.5,
+           1234565.0, 999999.0, 1e6, 99999.95, 3.4e38, 1.4e-45, 1e22, 1e23, 1e-300, 5e-324, 7 / 3]  # fmt: skip
+
+
+def _lines(slots: list) -> list[str]:
+    """The text of ``slots`` with one line per row."""
+    return join_slots([*slots, constant(b"\n", len(slots[-1][0]))]).decode().splitlines()
+
+
+def _signals(values: np.ndarray, marks: tuple[str, ...], gene_ids=None, seed: int = 0) -> HistoneSignals:
+    rng = np.random.default_rng(seed)
+    n_genes = values.shape[0]
+    ids = np.array([f"{100000 + 7 * i}" for i in range(n_genes)]) if gene_ids is None else np.asarray(gene_ids)
+    return HistoneSignals(signals=values, labels=rng.integers(0, 2, n_genes), gene_ids=ids, marks=marks)
+
+
+@pytest.mark.parametrize("marks", [DEEPCHROME_MARKS, ("H3K27me3", "H3K27ac")], ids=["no-header", "header"])
+@pytest.mark.parametrize("dtype", ["uint16", "int32", "int64", "float32", "float64"])
+def test_writer_text_is_pandas_text(tmp_path, marks, dtype):
+    rng = np.random.default_rng(1)
+    shape = (137, len(marks), 100)
+    if np.dtype(dtype).kind == "f":
+        magnitude = 10.0 ** rng.integers(-9, 10, shape)
+        values = (rng.random(shape) * magnitude).astype(dtype)
+        values.flat[: len(AWKWARD)] = AWKWARD
+        values.flat[len(AWKWARD) : 2 * len(AWKWARD)] = np.asarray(AWKWARD, dtype=dtype) * -1  # signs, -0
+        values.flat[-1000:] = rng.integers(0, 50, 1000)  # whole numbers in a float column
+        values.flat[-2000:-1000] = np.round(rng.random(1000) * 100, 1)  # one decimal, as counts per bp
+    else:
+        top = {"uint16": 65535, "int32": 2**31 - 1, "int64": 2**62}[dtype]
+        values = rng.integers(0, top, shape, dtype=dtype, endpoint=True)
+        values.flat[:3] = [0, 9, 10]
+        if dtype != "uint16":
+            values.flat[3:6] = [-1, -123, np.iinfo(dtype).min]
+    text = assert_same_text(_signals(values, marks), tmp_path)
+    assert text.startswith(b"gene_id,bin_id,H3K27me3,H3K27ac,label\n" if len(marks) == 2 else b"100000,1,")
+
+
+def test_writer_chunks_and_odd_gene_ids(tmp_path, monkeypatch):
+    # Several chunks with a short last one; ids the csv module quotes; an empty and a non-ASCII id.
+    monkeypatch.setattr(release, "WRITE_CHUNK_ROWS", 7)
+    values = np.random.default_rng(2).random((9, 2, 3)).astype(np.float32)
+    ids = ["a,b", 'say "hi"', "", "plain", "g\u00e8ne", " lead", "line\nbreak", "cr\rx", "7"]
+    text = assert_same_text(_signals(values, ("m1", "m2"), ids), tmp_path)
+    assert b'"a,b",1,' in text and b'"say ""hi""",3,' in text and b"\n,1," in text
+    empty = _signals(np.zeros((0, 5, 100), dtype=np.uint16), DEEPCHROME_MARKS)
+    assert assert_same_text(empty, tmp_path) == b""
+
+
+def test_writer_refuses_missing_values(tmp_path):
+    values = np.ones((3, 2, 4), dtype=np.float32)
+    values[1, 1, 2] = np.nan
+    with pytest.raises(DeepChromeError, match="gene 100007 has NaN or infinite values"):
+        write_release_csv(_signals(values, ("a", "b")), tmp_path / "x.csv")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_float_text_is_percent_6g_on_random_bit_patterns():
+    # Every finite float32 and float64 bit pattern is equally likely: all exponents, ties, subnormals.
+    rng = np.random.default_rng(3)
+    for values in (
+        rng.integers(0, 2**32, 300_000, dtype=np.uint32).view(np.float32),
+        rng.integers(0, 2**64, 300_000, dtype=np.uint64).view(np.float64),
+        np.arange(100_000, 1_000_000, 3) + 0.5,  # exact ties at the 7th digit: halves go to even
+        np.nextafter(10.0 ** np.arange(-300, 300), 0),  # just below each power of ten
+        10.0 ** np.arange(-300, 300),
+    ):
+        values = values[np.isfinite(values)]
+        # pandas formats with the % operator, so the reference does too.
+        assert _lines(general_float_slots(values)) == ["%.6g" % float(v) for v in values]  # noqa: UP031
+
+
+def test_integer_text_is_str():
+    values = np.array([0, 1, 9, 10, 99, 100, 2**32, 2**63 - 1, -(2**63), -5])
+    assert _lines(integer_slots(values)) == [str(v) for v in values.tolist()]
+    top = np.array([2**64 - 1, 10**19, 0], dtype=np.uint64)
+    assert _lines(integer_slots(top)) == [str(v) for v in top.tolist()]
+
+
+def test_writer_text_on_real_release(roadmap, tmp_path):
+    signals = read_release_csv(roadmap / "E123/classification/train.csv", "E123", "train")
+    text = assert_same_text(signals, tmp_path)
+    assert text == (roadmap / "E123/classification/train.csv").read_bytes().replace(b"\n", os.linesep.encode())

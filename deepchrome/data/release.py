@@ -10,7 +10,9 @@ normally without a header. Every check below reports the file and the 1-based li
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
+import io
 import os
 import shutil
 import tempfile
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepchrome.data.csv_text import constant, general_float_slots, integer_slots, join_slots
 from deepchrome.data.signals import DEEPCHROME_MARKS, SPLITS, HistoneSignals, normalize_gene_id
 from deepchrome.errors import DataFormatError, DeepChromeError
 from deepchrome.names import check_name, is_plain_name
@@ -561,30 +564,124 @@ def read_wide_matrix(
     return result if n_bins is None else result.central_bins(n_bins)
 
 
+#: Rows formatted at a time by :func:`write_release_csv` (about 10 MB of working memory per chunk).
+WRITE_CHUNK_ROWS = 65_536
+
+
 def write_release_csv(signals: HistoneSignals, path: str | os.PathLike) -> None:
     """Write ``signals`` as a release CSV (no header when the marks are the release's five).
 
+    The text is the one pandas' ``to_csv`` writes for the same table (integers as ``str(v)``,
+    floats as ``'%.6g' % v``, gene ids quoted by the :mod:`csv` rules, ``os.linesep`` line ends),
+    formatted with numpy a chunk of rows at a time (:mod:`deepchrome.data.csv_text`).
     The file is written to a temporary name and renamed, so readers never see half a file.
     A header line is written when the marks differ from the release's, so the reader can name
     them.
+
+    Parameters
+    ----------
+    signals
+        Signals with labels; integer or finite floating-point values.
+    path
+        The CSV to write; missing folders are created.
+
+    Raises
+    ------
+    DeepChromeError
+        Without labels, for values that are neither integers nor floats, or for NaN/infinite
+        values (the release format has no missing values).
     """
     if signals.labels is None:
         raise DeepChromeError(f"cell {signals.cell}: cannot write a release CSV without labels")
+    values = signals.signals
+    is_float = np.issubdtype(values.dtype, np.floating)
+    if not (is_float or np.issubdtype(values.dtype, np.integer)):
+        raise DeepChromeError(f"cell {signals.cell}: signals of dtype {values.dtype} cannot be written as numbers")
+    if is_float and not np.isfinite(values).all():
+        gene = signals.gene_ids[int(np.argmax(~np.isfinite(values).reshape(len(values), -1).all(axis=1)))]
+        raise DeepChromeError(
+            f"cell {signals.cell}: gene {gene} has NaN or infinite values; the release format has no missing values"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    n_genes, n_marks, n_bins = signals.signals.shape
-    frame = pd.DataFrame(
-        signals.signals.transpose(0, 2, 1).reshape(n_genes * n_bins, n_marks),
-        columns=list(signals.marks),
-    )
-    frame.insert(0, "bin_id", np.tile(np.arange(1, n_bins + 1), n_genes))
-    frame.insert(0, "gene_id", np.repeat(signals.gene_ids, n_bins))
-    frame["label"] = np.repeat(signals.labels, n_bins)
-    header = tuple(signals.marks) != DEEPCHROME_MARKS
+    n_genes, _, n_bins = values.shape
+    newline = os.linesep
+    gene_bytes, gene_used = _text_slot(_csv_fields(signals.gene_ids, newline))
+    bin_slots = integer_slots(np.arange(1, n_bins + 1))
+    genes_per_chunk = max(1, WRITE_CHUNK_ROWS // max(n_bins, 1))
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    float_format = "%.6g" if np.issubdtype(signals.signals.dtype, np.floating) else None
-    frame.to_csv(tmp, index=False, header=header, float_format=float_format)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            if tuple(signals.marks) != DEEPCHROME_MARKS:
+                buffer = io.StringIO()
+                csv.writer(buffer, lineterminator=newline).writerow(["gene_id", "bin_id", *signals.marks, "label"])
+                handle.write(buffer.getvalue().encode("utf-8"))
+            for start in range(0, n_genes, genes_per_chunk):
+                stop = min(start + genes_per_chunk, n_genes)
+                genes = (gene_bytes[start:stop], gene_used[start:stop])
+                handle.write(_release_rows(genes, bin_slots, values[start:stop], signals.labels[start:stop], newline))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _release_rows(
+    genes: tuple[np.ndarray, np.ndarray],
+    bin_slots: list[tuple[np.ndarray, np.ndarray]],
+    values: np.ndarray,
+    labels: np.ndarray,
+    newline: str,
+) -> bytes:
+    """The CSV lines of some genes: ``gene,bin,<marks...>,label`` per gene and bin.
+
+    Parameters
+    ----------
+    genes
+        The genes' id slot (one row per gene).
+    bin_slots
+        The slots of ``1..n_bins`` (one row per bin).
+    values
+        Signals [genes, marks, bins].
+    labels
+        Labels [genes].
+    newline
+        Line end.
+    """
+    n_genes, _, n_bins = values.shape
+    rows = n_genes * n_bins
+    comma = constant(b",", rows)
+    slots = [tuple(np.repeat(part, n_bins, axis=0) for part in genes), comma]
+    slots += [tuple(np.tile(part, (n_genes, 1)) for part in slot) for slot in bin_slots]
+    is_float = np.issubdtype(values.dtype, np.floating)
+    for column in values.transpose(1, 0, 2).reshape(values.shape[1], rows):
+        slots += [comma, *(general_float_slots(column) if is_float else integer_slots(column))]
+    slots += [comma, *integer_slots(np.repeat(labels, n_bins)), constant(newline.encode(), rows)]
+    return join_slots(slots)
+
+
+def _csv_fields(texts: np.ndarray, newline: str) -> list[bytes]:
+    """Each text as the :mod:`csv` module writes it as a field (quoted only where it must be), UTF-8."""
+    texts = [str(text) for text in texts]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    writer.writerows([text, ""] for text in texts)
+    if buffer.getvalue() == "".join(f"{text},{newline}" for text in texts):
+        return [text.encode("utf-8") for text in texts]  # nothing quoted: the common case
+    fields = []
+    for text in texts:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow([text, ""])
+        fields.append(buffer.getvalue()[: -len(newline) - 1].encode("utf-8"))
+    return fields
+
+
+def _text_slot(fields: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Byte strings as a left-aligned slot: uint8 [n, longest] and the mask of bytes in use."""
+    lengths = np.array([len(field) for field in fields], dtype=np.int64)
+    width = max(int(lengths.max(initial=0)), 1)
+    chars = np.array(fields, dtype=f"S{width}").view(np.uint8).reshape(len(fields), width)
+    return chars, np.arange(width) < lengths[:, None]
 
 
 __all__ = [
