@@ -238,7 +238,7 @@ def test_wrong_checkpoints_are_one_line_errors(trained, tmp_path, simulated):
     folder, classifier, _ = trained
     gan = str(folder / "gan" / "checkpoints" / "last.ckpt")
     wrong_kind = run_cli("gan", "sample", "--checkpoint", classifier, "--out", str(tmp_path), check=False)
-    assert wrong_kind.returncode == 2 and "is not a GAN checkpoint (kind: classifier)" in wrong_kind.stderr
+    assert wrong_kind.returncode == 2 and "is not a deepchrome gan checkpoint (kind: classifier)" in wrong_kind.stderr
     other = run_cli("fit", "--config", "configs/linear.yaml", "--data.root", str(simulated), "--data.train_cells",
                     "[S01]", "--data.marks", "[H3K4me3,H3K27me3]", "--trainer.max_epochs", "1",
                     "--trainer.default_root_dir", str(tmp_path / "two"), *QUIET)  # fmt: skip
