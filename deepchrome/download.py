@@ -23,9 +23,9 @@ import urllib.request
 import zlib
 from pathlib import Path, PurePosixPath
 
-from deepchrome.data.release import check_out_folder, staged_output
 from deepchrome.data.signals import SPLITS
 from deepchrome.errors import DeepChromeError
+from deepchrome.files import check_out_folder, staged_output
 from deepchrome.names import check_name, is_plain_name
 
 ZENODO_RECORD_URL = "https://zenodo.org/api/records/2652278"
@@ -212,7 +212,7 @@ def safe_extract(archive: Path, out: Path, cells: list[str] | None = None) -> li
     """Extract the release's split files from ``archive`` into ``out/<cell>/classification/``.
 
     Files are extracted into a temporary folder inside ``out`` and moved into place with
-    :func:`~deepchrome.data.release.staged_output`: a new cell folder is renamed in whole; in a
+    :func:`~deepchrome.files.staged_output`: a new cell folder is renamed in whole; in a
     cell folder that already exists only the extracted ``classification/<split>.csv`` files are
     replaced, and nothing else there is deleted.
 

@@ -1,8 +1,9 @@
-"""Atomic file output: every file the package writes appears whole or not at all.
+"""Atomic output: every file and folder the package writes appears whole or not at all.
 
 Writers write to a temporary name in the target's folder and rename it into place (a rename
 within one file system is atomic), so an interrupted or failing command never leaves a
-half-written file, and readers never see one.
+half-written file, and readers never see one: :func:`atomic_path` for one file (``write_text``,
+``write_json`` on top of it), :func:`staged_output` for a command's whole output folder.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from deepchrome.errors import DeepChromeError
 
 
 @contextlib.contextmanager
@@ -59,3 +63,105 @@ def _plain(value):
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or exc.__class__.__name__
+
+
+def check_out_folder(out: str | os.PathLike, what: str = "--out") -> Path:
+    """Return ``out`` as a Path after checking it can become the output folder (before long work).
+
+    ``out`` must be a folder or not exist yet; the nearest folder that exists (``out`` or a
+    parent) must be writable.
+
+    Raises
+    ------
+    DeepChromeError
+        ``--out X: is a file, expected a folder``, ``... Y is a file`` for a parent, or ``... is
+        not writable``.
+    """
+    out = Path(out)
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        where = "is a file" if existing == out else f"{existing} is a file"
+        raise DeepChromeError(f"{what} {out}: {where}, expected a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == out else f" ({existing})"
+        raise DeepChromeError(f"{what} {out}: folder{where} is not writable; choose another {what}")
+    return out
+
+
+@contextlib.contextmanager
+def staged_output(out: str | os.PathLike, what: str = "--out") -> Iterator[Path]:
+    """Write into a private temporary folder inside ``out``, then move the result into ``out``.
+
+    The block writes files at the paths they should have relative to ``out`` (``staging/E003/
+    classification/train.csv`` becomes ``out/E003/classification/train.csv``). When it succeeds,
+    each top-level entry absent from ``out`` is moved in whole with one rename; into a folder that
+    already exists, each file replaces its namesake with one rename (``os.replace``), and nothing
+    else in that folder is touched. Before anything moves, every destination is checked: a file
+    where a folder must go, a folder where a file must go, or a link to a folder is refused.
+
+    If the block or the checks fail, nothing under ``out`` changes, the temporary folder is removed,
+    and so is ``out`` (with any parents) when it was created here and is empty.
+
+    Parameters
+    ----------
+    out
+        The output folder (created if missing).
+    what
+        How the user named it, for messages (``--out``).
+
+    Raises
+    ------
+    DeepChromeError
+        If ``out`` is a file, or cannot be created or written (permission, disk full: the
+        message gives the system's reason), or a destination conflicts as above.
+    """
+    out = check_out_folder(out, what)
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    staging: Path | None = None
+    done = False
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".deepchrome-", dir=out))
+        yield staging
+        _check_destinations(staging, out)
+        _move_into(staging, out)
+        done = True
+    except OSError as exc:
+        raise DeepChromeError(f"{what} {out}: cannot write there ({_os_reason(exc)})") from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for folder in [] if done else created:  # deepest first; only empty folders made here go
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _check_destinations(source: Path, target: Path) -> None:
+    for entry in sorted(source.iterdir()):
+        destination = target / entry.name
+        if not (destination.exists() or destination.is_symlink()):
+            continue
+        if entry.is_dir():
+            if destination.is_symlink() or not destination.is_dir():
+                kind = "a link" if destination.is_symlink() else "a file"
+                raise DeepChromeError(
+                    f"{destination} is {kind} where a folder must be written; move it away or choose another name"
+                )
+            _check_destinations(entry, destination)
+        elif destination.is_dir() and not destination.is_symlink():
+            raise DeepChromeError(
+                f"{destination} is a folder where a file must be written; move it away or choose another name"
+            )
+
+
+def _move_into(source: Path, target: Path) -> None:
+    for entry in sorted(source.iterdir()):
+        destination = target / entry.name
+        if entry.is_dir() and destination.is_dir():
+            _move_into(entry, destination)
+        else:
+            os.replace(entry, destination)

@@ -57,6 +57,21 @@ class ExpressionClassifier(pl.LightningModule):
         self.marks: list[str] | None = None
 
     # -- shapes and checkpoints -------------------------------------------------------------
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs) -> ExpressionClassifier:
+        """The trained module of a classifier checkpoint, its network built from the checkpoint itself.
+
+        Read safely (:func:`deepchrome.checkpoints.load_classifier`: ``weights_only=True``, registered
+        networks only). To score raw data with the stored transform and mark order, use
+        :func:`deepchrome.load` instead.
+        """
+        from deepchrome.checkpoints import load_classifier
+
+        net, meta = load_classifier(checkpoint_path)
+        module = cls(net=net, **kwargs)
+        module.marks = list(meta["marks"])
+        return module.eval()
+
     def setup(self, stage: str) -> None:
         """Size the network from the data module's marks and bins."""
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -112,3 +112,13 @@ def test_input_paths_in_a_config_file_resolve_relative_to_it(tmp_path):
     assert config["trainer"]["default_root_dir"] == "runs/x"  # outputs: working directory, at run time
     packaged = load_config("deepchrome")
     assert packaged["data"]["root"] == str(EXAMPLE.resolve())  # the bundled example, wherever installed
+
+
+def test_lightning_module_loads_from_a_checkpoint(api_run):
+    from deepchrome.training import ExpressionClassifier
+
+    _, ns = api_run
+    module = ExpressionClassifier.load_from_checkpoint(ns["run"].best_checkpoint)
+    assert type(module.net).__name__ == "DeepChromeCNN" and module.marks == list(ns["clf"].marks)
+    for key, value in ns["clf"].net.state_dict().items():
+        assert (module.net.state_dict()[key] == value).all()

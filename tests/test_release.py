@@ -20,9 +20,10 @@ from deepchrome.data import (
     write_release_csv,
 )
 from deepchrome.data.csv_text import constant, general_float_slots, integer_slots, join_slots
-from deepchrome.data.release import check_out_folder, list_cells, split_path, staged_output
+from deepchrome.data.release import list_cells, split_path
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.errors import DataFormatError, DeepChromeError
+from deepchrome.files import check_out_folder, staged_output
 from deepchrome.names import check_name
 from tests.cli import run_cli
 from tests.tree import snapshot

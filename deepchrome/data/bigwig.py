@@ -29,14 +29,13 @@ from deepchrome.data.annotation import TSSTable, read_tss
 from deepchrome.data.release import (
     MAX_VALUE,
     attach_expression,
-    check_out_folder,
     not_utf8_error,
     read_expression_table,
-    staged_output,
     write_release_csv,
 )
 from deepchrome.data.signals import SPLITS, HistoneSignals
 from deepchrome.errors import DataFormatError, DeepChromeError
+from deepchrome.files import check_out_folder, staged_output
 from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
@@ -430,7 +429,7 @@ def prepare(
     or that are missing from the expression table are dropped, counted in the report and listed
     in ``out/<cell>/dropped_genes.tsv``. Bins without covered bases are written as 0 and counted.
 
-    Everything is written to a temporary folder inside ``out`` first (:func:`staged_output`); a
+    Everything is written to a temporary folder inside ``out`` first (:func:`deepchrome.files.staged_output`); a
     failure leaves ``out`` as it was. A new ``out/<cell>`` is then renamed into place whole. If
     ``out/<cell>`` already exists (an earlier run), only prepare's own files are replaced, each
     with one rename: ``classification/{train,valid,test}.csv``, ``dropped_genes.tsv`` and

@@ -9,14 +9,11 @@ normally without a header. Every check below reports the file and the 1-based li
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import io
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +22,7 @@ import pandas as pd
 from deepchrome.data.csv_text import constant, general_float_slots, integer_slots, join_slots
 from deepchrome.data.signals import DEEPCHROME_MARKS, SPLITS, HistoneSignals, normalize_gene_id
 from deepchrome.errors import DataFormatError, DeepChromeError
+from deepchrome.files import atomic_path
 from deepchrome.names import check_name, is_plain_name
 
 RELEASE_COLUMNS: tuple[str, ...] = ("gene_id", "bin_id", *DEEPCHROME_MARKS, "label")
@@ -60,108 +58,6 @@ def list_cells(root: str | os.PathLike) -> list[str]:
     return sorted(
         p.name for p in root.iterdir() if is_plain_name(p.name) and (p / "classification" / "train.csv").is_file()
     )
-
-
-def _os_reason(exc: OSError) -> str:
-    return exc.strerror or exc.__class__.__name__
-
-
-def check_out_folder(out: str | os.PathLike, what: str = "--out") -> Path:
-    """Return ``out`` as a Path after checking it can become the output folder (before long work).
-
-    ``out`` must be a folder or not exist yet; the nearest folder that exists (``out`` or a
-    parent) must be writable.
-
-    Raises
-    ------
-    DeepChromeError
-        ``--out X: is a file, expected a folder``, ``... Y is a file`` for a parent, or ``... is
-        not writable``.
-    """
-    out = Path(out)
-    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        where = "is a file" if existing == out else f"{existing} is a file"
-        raise DeepChromeError(f"{what} {out}: {where}, expected a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        where = "" if existing == out else f" ({existing})"
-        raise DeepChromeError(f"{what} {out}: folder{where} is not writable; choose another {what}")
-    return out
-
-
-@contextlib.contextmanager
-def staged_output(out: str | os.PathLike, what: str = "--out") -> Iterator[Path]:
-    """Write into a private temporary folder inside ``out``, then move the result into ``out``.
-
-    The block writes files at the paths they should have relative to ``out`` (``staging/E003/
-    classification/train.csv`` becomes ``out/E003/classification/train.csv``). When it succeeds,
-    each top-level entry absent from ``out`` is moved in whole with one rename; into a folder that
-    already exists, each file replaces its namesake with one rename (``os.replace``), and nothing
-    else in that folder is touched. Before anything moves, every destination is checked: a file
-    where a folder must go, a folder where a file must go, or a link to a folder is refused.
-
-    If the block or the checks fail, nothing under ``out`` changes, the temporary folder is removed,
-    and so is ``out`` (with any parents) when it was created here and is empty.
-
-    Parameters
-    ----------
-    out
-        The output folder (created if missing).
-    what
-        How the user named it, for messages (``--out``).
-
-    Raises
-    ------
-    DeepChromeError
-        If ``out`` is a file, or cannot be created or written (permission, disk full: the
-        message gives the system's reason), or a destination conflicts as above.
-    """
-    out = check_out_folder(out, what)
-    created = [p for p in (out, *out.parents) if not p.exists()]
-    staging: Path | None = None
-    done = False
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".deepchrome-", dir=out))
-        yield staging
-        _check_destinations(staging, out)
-        _move_into(staging, out)
-        done = True
-    except OSError as exc:
-        raise DeepChromeError(f"{what} {out}: cannot write there ({_os_reason(exc)})") from None
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        for folder in [] if done else created:  # deepest first; only empty folders made here go
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-
-
-def _check_destinations(source: Path, target: Path) -> None:
-    for entry in sorted(source.iterdir()):
-        destination = target / entry.name
-        if not (destination.exists() or destination.is_symlink()):
-            continue
-        if entry.is_dir():
-            if destination.is_symlink() or not destination.is_dir():
-                kind = "a link" if destination.is_symlink() else "a file"
-                raise DeepChromeError(
-                    f"{destination} is {kind} where a folder must be written; move it away or choose another name"
-                )
-            _check_destinations(entry, destination)
-        elif destination.is_dir() and not destination.is_symlink():
-            raise DeepChromeError(
-                f"{destination} is a folder where a file must be written; move it away or choose another name"
-            )
-
-
-def _move_into(source: Path, target: Path) -> None:
-    for entry in sorted(source.iterdir()):
-        destination = target / entry.name
-        if entry.is_dir() and destination.is_dir():
-            _move_into(entry, destination)
-        else:
-            os.replace(entry, destination)
 
 
 def not_utf8_error(path: Path) -> DataFormatError:
@@ -609,20 +505,15 @@ def write_release_csv(signals: HistoneSignals, path: str | os.PathLike) -> None:
     gene_bytes, gene_used = _text_slot(_csv_fields(signals.gene_ids, newline))
     bin_slots = integer_slots(np.arange(1, n_bins + 1))
     genes_per_chunk = max(1, WRITE_CHUNK_ROWS // max(n_bins, 1))
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            if tuple(signals.marks) != DEEPCHROME_MARKS:
-                buffer = io.StringIO()
-                csv.writer(buffer, lineterminator=newline).writerow(["gene_id", "bin_id", *signals.marks, "label"])
-                handle.write(buffer.getvalue().encode("utf-8"))
-            for start in range(0, n_genes, genes_per_chunk):
-                stop = min(start + genes_per_chunk, n_genes)
-                genes = (gene_bytes[start:stop], gene_used[start:stop])
-                handle.write(_release_rows(genes, bin_slots, values[start:stop], signals.labels[start:stop], newline))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        if tuple(signals.marks) != DEEPCHROME_MARKS:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator=newline).writerow(["gene_id", "bin_id", *signals.marks, "label"])
+            handle.write(buffer.getvalue().encode("utf-8"))
+        for start in range(0, n_genes, genes_per_chunk):
+            stop = min(start + genes_per_chunk, n_genes)
+            genes = (gene_bytes[start:stop], gene_used[start:stop])
+            handle.write(_release_rows(genes, bin_slots, values[start:stop], signals.labels[start:stop], newline))
 
 
 def _release_rows(
@@ -688,13 +579,11 @@ __all__ = [
     "RELEASE_COLUMNS",
     "SPLITS",
     "attach_expression",
-    "check_out_folder",
     "list_cells",
     "not_utf8_error",
     "read_expression_table",
     "read_release_csv",
     "read_wide_matrix",
     "split_path",
-    "staged_output",
     "write_release_csv",
 ]

@@ -32,9 +32,10 @@ import os
 
 import numpy as np
 
-from deepchrome.data.release import check_out_folder, write_release_csv
+from deepchrome.data.release import write_release_csv
 from deepchrome.data.signals import DEEPCHROME_MARKS, SPLITS, HistoneSignals
 from deepchrome.errors import DeepChromeError
+from deepchrome.files import check_out_folder
 
 N_BINS = 100
 #: 1-based bins (inclusive) where each mark's planted signal lies.
