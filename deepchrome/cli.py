@@ -76,7 +76,7 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
 
     from deepchrome import runs
     from deepchrome.data import HistoneDataModule
-    from deepchrome.runs import _model_class, config_error
+    from deepchrome.runs import config_error, model_class
 
     class ConfigParser(LightningCLI):
         # LightningCLI as a parser only: the run itself goes through deepchrome.runs.
@@ -94,7 +94,7 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
 
     try:
         parsed = ConfigParser(
-            _model_class(gan), HistoneDataModule, seed_everything_default=0, auto_configure_optimizers=False,
+            model_class(gan), HistoneDataModule, seed_everything_default=0, auto_configure_optimizers=False,
             save_config_callback=None, args=_expand_configs(argv),
             parser_kwargs={"prog": "deepchrome gan" if gan else "deepchrome", "exit_on_error": False},
         )  # fmt: skip

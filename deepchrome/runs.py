@@ -65,7 +65,8 @@ class Run:
         return self.dir / "metrics.json"
 
 
-def _model_class(gan: bool):
+def model_class(gan: bool):
+    """The LightningModule a run trains: the GAN's or the classifier's (imported on demand)."""
     if gan:
         from gan.module import HistoneGAN
 
@@ -93,7 +94,7 @@ def instantiate(config: dict, gan: bool = False):
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         try:
             cli = LightningCLI(
-                _model_class(gan), HistoneDataModule, run=False, seed_everything_default=0,
+                model_class(gan), HistoneDataModule, run=False, seed_everything_default=0,
                 auto_configure_optimizers=False, save_config_callback=None, args=config,
                 parser_kwargs={"exit_on_error": False},
             )  # fmt: skip
