@@ -47,6 +47,37 @@ def test_correlations_recover_the_planted_groups(simulated):
     assert source == "labels" and by_labels.loc["S01", "S03"] > by_labels.loc["S01", "S02"]
 
 
+def test_partner_correlations_never_see_test_labels(simulated, tmp_path):
+    """Scrambling every validation and test label and expression value changes no correlation."""
+    import shutil
+
+    from deepchrome.data import read_release_csv, write_release_csv
+
+    cells = ["S01", "S02", "S03", "S04"]
+    shutil.copytree(simulated, tmp_path / "data")
+    root = tmp_path / "data"
+    before = {source: cell_correlations(root, cells, root / "expression" if source else None)[0]
+              for source in (True, False)}  # fmt: skip
+    held_out = set()
+    for cell in cells:
+        for split in ("valid", "test"):
+            part = read_release_csv(root / cell / "classification" / f"{split}.csv", cell, split)
+            held_out |= set(part.gene_ids)
+            part.labels = 1 - part.labels
+            write_release_csv(part, root / cell / "classification" / f"{split}.csv")
+        table = pd.read_csv(root / "expression" / f"{cell}.csv", dtype={"gene_id": str})
+        table.loc[table.gene_id.isin(held_out), "value"] = table["value"].max() * 10
+        table.to_csv(root / "expression" / f"{cell}.csv", index=False)
+    for source, matrix in before.items():
+        after, _ = cell_correlations(root, cells, root / "expression" if source else None)
+        pd.testing.assert_frame_equal(after, matrix)
+    # a training label does count
+    part = read_release_csv(root / "S01" / "classification" / "train.csv", "S01", "train")
+    part.labels[:20] = 1 - part.labels[:20]
+    write_release_csv(part, root / "S01" / "classification" / "train.csv")
+    assert cell_correlations(root, cells, None)[0].loc["S01", "S03"] != before[False].loc["S01", "S03"]
+
+
 def test_correlation_selection_picks_the_planted_partners(simulated, tmp_path):
     config = experiment_config(tmp_path, simulated, families=["exclusive_high", "inclusive_somewhat", "exclusive_all"])
     settings = load_experiment_config(config)
