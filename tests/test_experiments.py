@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats as sps
 
 from deepchrome.errors import DeepChromeError
-from deepchrome.experiments import cell_correlations, load_experiment_config, plan_jobs, run_experiment
+from deepchrome.experiments import (
+    cell_correlations,
+    load_experiment_config,
+    plan_jobs,
+    run_experiment,
+    summarize_results,
+)
 from tests.cli import run_cli
 from tests.conftest import REPO
 
@@ -116,10 +126,50 @@ def test_families_summary_and_empty_training_sets(simulated, tmp_path):
     config = experiment_config(tmp_path, simulated, name="f", families=["single", "exclusive_all", "exclusive_high"],
                                thresholds={"high": 0.99, "somewhat": 0.1}, targets=["S01", "S02"])  # fmt: skip
     result = run_cli("experiment", "--config", str(config), "--out", str(tmp_path / "out"))
-    assert "combinations skipped" in result.stdout and "cell-type independence" in result.stdout
+    assert "combinations skipped" in result.stdout and "Cell-type independence" in result.stdout
+    # two targets: no verdict, whatever the numbers
+    assert "linear: inconclusive" in result.stdout and "over 2 target(s), fewer than the 5" in result.stdout
     paired = pd.read_csv(tmp_path / "out" / "paired_vs_single.csv")
     assert set(paired.family) == {"exclusive_all"} and set(paired.selection) == {"strict", "target_val"}
+    assert set(paired.verdict) == {"inconclusive"} and (paired.ci_low < paired.mean_difference).all()
     assert "exclusive_high / S01 / linear: no high partner cells" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def _results(differences: dict[str, float], model: str = "cnn") -> pd.DataFrame:
+    rows = []
+    for target, difference in differences.items():
+        for family, auroc in (("single", 0.85), ("exclusive_all", 0.85 + difference)):
+            for selection in ("target_val", "strict") if family != "single" else ("target_val",):
+                rows.append({"family": family, "model": model, "target": target, "selection": selection,
+                             "train_fraction": 1.0, "n_train_cells": 1, "test_auroc": auroc})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_experiment_verdicts_use_target_cells_and_a_stated_margin():
+    differences = {"A": -0.004, "B": 0.002, "C": -0.001, "D": 0.003, "E": -0.002, "F": 0.0}
+    _, paired, sentence = summarize_results(_results(differences))
+    row = paired[(paired.family == "exclusive_all") & (paired.selection == "strict")].iloc[0]
+    values = np.array(list(differences.values()))
+    half = sps.t.ppf(0.975, 5) * values.std(ddof=1) / math.sqrt(6)
+    assert row.targets == 6 and row.mean_difference == pytest.approx(values.mean(), abs=1e-12)
+    assert row.ci_low == pytest.approx(values.mean() - half) and row.ci_high == pytest.approx(values.mean() + half)
+    assert (row.wins, row.losses, row.verdict) == (2, 3, "equivalent")
+    assert "cnn: supported (matches within +/-0.01)" in sentence and "strict selection" in sentence
+    # a margin of 0.002 is narrower than the interval: no longer a match
+    _, narrow, sentence = summarize_results(_results(differences), margin=0.002)
+    assert set(narrow.verdict) == {"inconclusive"} and "cnn: inconclusive" in sentence
+    # worse by 0.02-0.04 on every target: single better, not supported
+    _, paired, sentence = summarize_results(_results({t: -0.02 - 0.004 * i for i, t in enumerate("ABCDEF")}))
+    assert set(paired.verdict) == {"single better"} and "cnn: not supported (worse)" in sentence
+
+
+def test_two_targets_are_inconclusive_whatever_the_p_value():
+    _, paired, sentence = summarize_results(_results({"E003": -0.007, "E123": -0.006}))
+    assert set(paired.verdict) == {"inconclusive"}
+    assert "cnn: inconclusive" in sentence and "over 2 target(s), fewer than the 5 a verdict needs" in sentence
+    assert "supports" not in sentence and "Wilcoxon" not in sentence
+    _, _, one = summarize_results(_results({"E003": -0.007}))
+    assert "no interval from a single target" in one
 
 
 @pytest.mark.parametrize(
