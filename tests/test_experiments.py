@@ -190,20 +190,34 @@ def test_bad_input(simulated, tmp_path, extra, message):
 
 
 def test_report_runs_end_to_end_on_a_tiny_simulated_set(simulated, tmp_path):
-    result = run_cli(
-        "report", "--out", str(tmp_path / "report"), "--root", str(simulated), "--cells", "S01", "S02",
-        "--seeds", "1", "--work", str(tmp_path / "work"), "--fast", "--models", "linear (max)",
-    )  # fmt: skip
+    args = ["report", "--out", str(tmp_path / "report"), "--root", str(simulated), "--cells", "S01", "S02",
+            "--seeds", "1", "--work", str(tmp_path / "work"), "--fast", "--models", "linear (max)"]  # fmt: skip
+    result = run_cli(*args)
     assert "report:" in result.stdout
     text = (tmp_path / "report" / "README.md").read_text()
     for heading in ("## Classifiers on real data", "## Cross-cell experiments", "## GAN", "## Attributions",
                     "## Published numbers"):  # fmt: skip
         assert heading in text
-    assert "The 12-parameter linear model (max)" in text and "from an empty work folder, took **" in text
+    # verdicts by the stated rule: two cells are too few for a cross-cell claim
+    assert "The 12-parameter linear model (max) against the 644,177-parameter CNN" in text
+    assert "equivalence margin +/-0.01" in text and "inconclusive; only 2 cell(s)" in text
+    assert "Wilcoxon" not in text and "supports cell-type independence" not in text
+    # the runtime is this run's, measured: every step computed now (10 cached steps + 2 figure steps)
+    assert "Runtime: this run computed every step from scratch in **" in text
+    steps = sorted((tmp_path / "work").rglob("step.json"))
+    assert len(steps) == 10 and not (tmp_path / "work" / "timing.json").exists()
     assert (tmp_path / "report" / "gan" / "combinatorial_map.png").is_file()
     gan = pd.read_csv(tmp_path / "report" / "gan_quality.csv")  # one GAN per cell, judged on its test split
     assert list(gan.cell) == ["S01", "S02"] and gan["two-sample AUROC"].between(0.5, 1).all()
     assert (gan["(real)"] < gan["two-sample AUROC"]).all()
+    gap = gan["fidelity AUROC"] - gan["(real)  "]
+    assert ((gan["fidelity gap"] - gap).abs() <= 0.0011).all()
     assert (tmp_path / "report" / "attributions" / "S01_marks.png").is_file()
     table = pd.read_csv(tmp_path / "report" / "classifiers_real.csv")
     assert set(table.model) == {"CNN, paper settings", "linear (max)"} and set(table.cell) == {"S01", "S02"}
+    assert (table.test_auroc_ci_low < table.test_auroc).all() and (table.test_auroc < table.test_auroc_ci_high).all()
+    # a second run reuses every cached step (same code, config and data) and says so
+    run_cli(*args)
+    again = (tmp_path / "report" / "README.md").read_text()
+    assert "this run computed 2 of 12 steps in" in again and "and reused 10, whose fingerprint" in again
+    assert [p.read_text() for p in steps] == [p.read_text() for p in sorted((tmp_path / "work").rglob("step.json"))]
