@@ -189,10 +189,17 @@ def test_bad_input(simulated, tmp_path, extra, message):
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_report_runs_end_to_end_on_a_tiny_simulated_set(simulated, tmp_path):
-    args = ["report", "--out", str(tmp_path / "report"), "--root", str(simulated), "--cells", "S01", "S02",
-            "--seeds", "1", "--work", str(tmp_path / "work"), "--fast", "--models", "linear (max)"]  # fmt: skip
-    result = run_cli(*args)
+@pytest.fixture(scope="module")
+def report_run(simulated, tmp_path_factory):
+    """``deepchrome report --fast`` on two simulated cells: its command line and folder."""
+    folder = tmp_path_factory.mktemp("report")
+    args = ["report", "--out", str(folder / "report"), "--root", str(simulated), "--cells", "S01", "S02",
+            "--seeds", "1", "--work", str(folder / "work"), "--fast", "--models", "linear (max)"]  # fmt: skip
+    return args, folder, run_cli(*args)
+
+
+def test_report_runs_end_to_end_on_a_tiny_simulated_set(report_run):
+    _, tmp_path, result = report_run
     assert "report:" in result.stdout
     text = (tmp_path / "report" / "README.md").read_text()
     for heading in ("## Classifiers on real data", "## Cross-cell experiments", "## GAN", "## Attributions",
@@ -216,8 +223,15 @@ def test_report_runs_end_to_end_on_a_tiny_simulated_set(simulated, tmp_path):
     table = pd.read_csv(tmp_path / "report" / "classifiers_real.csv")
     assert set(table.model) == {"CNN, paper settings", "linear (max)"} and set(table.cell) == {"S01", "S02"}
     assert (table.test_auroc_ci_low < table.test_auroc).all() and (table.test_auroc < table.test_auroc_ci_high).all()
-    # a second run reuses every cached step (same code, config and data) and says so
-    run_cli(*args)
+
+
+@pytest.mark.slow
+def test_report_rerun_reuses_every_cached_step(report_run):
+    """A second run, in a new process, finds every step's fingerprint unchanged (opt in: ``-m slow``)."""
+    args, tmp_path, _ = report_run
+    steps = sorted((tmp_path / "work").rglob("step.json"))
+    before = [p.read_text() for p in steps]
+    run_cli(*args, subprocess_=True)
     again = (tmp_path / "report" / "README.md").read_text()
     assert "this run computed 2 of 12 steps in" in again and "and reused 10, whose fingerprint" in again
-    assert [p.read_text() for p in steps] == [p.read_text() for p in sorted((tmp_path / "work").rglob("step.json"))]
+    assert [p.read_text() for p in sorted((tmp_path / "work").rglob("step.json"))] == before
