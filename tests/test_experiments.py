@@ -218,7 +218,7 @@ def test_report_runs_end_to_end_on_a_tiny_simulated_set(report_run):
     assert list(gan.cell) == ["S01", "S02"] and gan["two-sample AUROC"].between(0.5, 1).all()
     assert (gan["(real)"] < gan["two-sample AUROC"]).all()
     gap = gan["fidelity AUROC"] - gan["(real)  "]
-    assert ((gan["fidelity gap"] - gap).abs() <= 0.0011).all()
+    assert ((gan["fidelity gap"] - gap).abs() <= 0.0016).all()  # three roundings to 3 decimals
     assert (tmp_path / "report" / "attributions" / "S01_marks.png").is_file()
     table = pd.read_csv(tmp_path / "report" / "classifiers_real.csv")
     assert set(table.model) == {"CNN, paper settings", "linear (max)"} and set(table.cell) == {"S01", "S02"}
