@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from deepchrome.checkpoints import read_checkpoint
 from deepchrome.data.transform import SignalTransform
 from deepchrome.errors import DeepChromeError
@@ -28,13 +30,62 @@ def gan_meta(checkpoint: dict, path) -> dict:
     return meta
 
 
-def check_compatible(meta: dict, marks: list[str], n_bins: int, path) -> None:
-    """Refuse a classifier whose marks/bins differ from the GAN's data, naming both shapes."""
+def check_compatible(meta: dict, marks: list[str], n_bins: int, path, *, transform: SignalTransform | dict) -> None:
+    """Refuse a classifier that would not read the GAN's signals as its own input.
+
+    A classifier scores generated signals in the GAN's model space, so its marks (in order), bins
+    and input transform must be the GAN's: a classifier trained on ``log1p`` input scoring
+    standardized signals gives numbers, not a measurement.
+
+    Parameters
+    ----------
+    meta
+        The classifier checkpoint's metadata (:func:`deepchrome.checkpoints.load_classifier`):
+        ``marks``, ``n_marks``, ``n_bins`` and ``transform`` (a :class:`SignalTransform` state).
+    marks, n_bins
+        The GAN's marks and bins.
+    path
+        The classifier checkpoint, for the message.
+    transform
+        The GAN's input transform (or its state dict).
+
+    Raises
+    ------
+    DeepChromeError
+        Naming both sides: other marks or bins; another transform kind or other fitted statistics
+        (per-mark mean and sd, compared to 1e-5 relative); no transform stored in the classifier.
+    """
     if list(meta["marks"]) != list(marks) or meta["n_bins"] != n_bins:
         raise DeepChromeError(
             f"classifier {path} expects {meta['n_marks']} marks x {meta['n_bins']} bins "
             f"({', '.join(meta['marks'])}), the GAN has {len(marks)} marks x {n_bins} bins ({', '.join(marks)})"
         )
+    ours = transform.state_dict() if isinstance(transform, SignalTransform) else dict(transform)
+    theirs = meta.get("transform")
+    if not theirs:
+        raise DeepChromeError(
+            f"classifier {path} stores no input transform, so it cannot be checked against the GAN's "
+            f"({ours['kind']}); use a checkpoint written by deepchrome fit"
+        )
+    if theirs["kind"] != ours["kind"]:
+        raise DeepChromeError(
+            f"classifier {path} reads {theirs['kind']} input, the GAN's signals are {ours['kind']}; train both "
+            "with the same --data.transform"
+        )
+    for name in ("mean", "std"):
+        a, b = theirs.get(name), ours.get(name)
+        same = (a is None and b is None) or (
+            a is not None and b is not None and len(a) == len(b) and np.allclose(a, b, rtol=1e-5, atol=1e-8)
+        )
+        if not same:
+            raise DeepChromeError(
+                f"classifier {path} was standardized with another per-mark {name} than the GAN's data "
+                f"({_numbers(a)} vs {_numbers(b)}); train both on the same cells"
+            )
+
+
+def _numbers(values) -> str:
+    return "none" if values is None else "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
 def load_gan(path: str | os.PathLike) -> tuple[Generator, dict]:

@@ -133,7 +133,9 @@ class HistoneGAN(pl.LightningModule):
             self._build(datamodule.n_marks, datamodule.n_bins, self.n_cells)
         if self.hparams.classifier_checkpoint and self.classifier is None:
             net, meta = load_classifier(self.hparams.classifier_checkpoint)
-            check_compatible(meta, self.marks, datamodule.n_bins, self.hparams.classifier_checkpoint)
+            check_compatible(
+                meta, self.marks, datamodule.n_bins, self.hparams.classifier_checkpoint, transform=self.transform
+            )
             self.classifier = [net]  # a list: not a submodule, not trained, not in the state dict
 
     def sample(self, labels: torch.Tensor, cells: torch.Tensor | None = None, generator=None,

@@ -139,12 +139,34 @@ def mark_correlation_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(corr(real) - corr(fake)))
 
 
+def _probability_high(classifier: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.softmax(classifier(x.float()), dim=1)[:, 1]
+
+
 def conditional_fidelity(classifier: torch.nn.Module, fake: torch.Tensor, fake_labels: torch.Tensor) -> float:
     """AUROC of a classifier trained on real data scoring generated high vs low signals."""
-    with torch.no_grad():
-        logits = classifier(fake.float())
-        probability = torch.softmax(logits, dim=1)[:, 1]
-    return float(binary_auroc(probability, fake_labels.long()))
+    return float(binary_auroc(_probability_high(classifier, fake), fake_labels.long()))
+
+
+def fidelity_reference(classifier: torch.nn.Module, real: torch.Tensor, real_labels: torch.Tensor) -> dict:
+    """The classifier's AUROC on real genes (what a generator as good as the data would score), with its
+    95% DeLong interval over those genes (:func:`deepchrome.stats.auroc_ci`; NaN with fewer than 2 genes
+    of a class).
+
+    Returns ``conditional_fidelity_auroc_real`` and ``conditional_fidelity_auroc_real_ci_low`` / ``_high``.
+    """
+    from deepchrome.stats import auroc_ci
+
+    probability = _probability_high(classifier, real)
+    labels = real_labels.long()
+    value = float(binary_auroc(probability, labels))
+    low = high = float("nan")
+    if min(int(labels.sum()), int((1 - labels).sum())) >= 2:
+        interval = auroc_ci(labels.cpu().numpy(), probability.double().cpu().numpy())
+        low, high = interval["ci_low"], interval["ci_high"]
+    return {"conditional_fidelity_auroc_real": value, "conditional_fidelity_auroc_real_ci_low": low,
+            "conditional_fidelity_auroc_real_ci_high": high}  # fmt: skip
 
 
 def real_reference(real, real_labels, reference, reference_labels, marks, seed: int = 0, repeats: int = 3) -> dict:
@@ -174,7 +196,9 @@ def quality_report(real, real_labels, fake, fake_labels, marks, classifier=None,
     ``profile_correlation_corrected_min`` is the lowest noise-corrected profile correlation over the
     ``profiles_measured`` class x marks whose real profile is measured (NaN if none is). With ``reference``
     (from :func:`real_reference`), also ``profile_correlation_gap_max``: the largest shortfall of a
-    generated profile correlation below min(0.9, the real-vs-real correlation).
+    generated profile correlation below min(0.9, the real-vs-real correlation). With ``classifier``,
+    ``conditional_fidelity_auroc`` (on generated genes), the reference of :func:`fidelity_reference`
+    (on the real genes, with its 95% interval) and ``conditional_fidelity_gap``, generated - real.
     """
     profiles = profile_correlations(real, real_labels, fake, fake_labels, marks)
     corrected = corrected_profile_correlations(real, real_labels, fake, fake_labels, marks, seed=seed)
@@ -196,6 +220,10 @@ def quality_report(real, real_labels, fake, fake_labels, marks, classifier=None,
         report.update(reference)
     if classifier is not None:
         report["conditional_fidelity_auroc"] = conditional_fidelity(classifier, fake, fake_labels)
-        # the same classifier on the real genes: what a generator as good as the data would score
-        report["conditional_fidelity_auroc_real"] = conditional_fidelity(classifier, real, real_labels)
+        # the same classifier on the real genes: what a generator as good as the data would score;
+        # the gap is judged in a band around 0 (too high: a caricature of the classes, too low: a failure)
+        report.update(fidelity_reference(classifier, real, real_labels))
+        report["conditional_fidelity_gap"] = (
+            report["conditional_fidelity_auroc"] - report["conditional_fidelity_auroc_real"]
+        )
     return report

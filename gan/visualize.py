@@ -225,7 +225,9 @@ def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out
     """All GAN visualizations for one GAN + classifier pair; returns the ranked interactions."""
     generator, meta = load_gan(gan_checkpoint)
     classifier, classifier_meta = load_classifier(classifier_checkpoint)
-    check_compatible(classifier_meta, meta["marks"], meta["n_bins"], classifier_checkpoint)
+    check_compatible(
+        classifier_meta, meta["marks"], meta["n_bins"], classifier_checkpoint, transform=gan_transform(meta)
+    )
     marks = list(meta["marks"])
     transform = gan_transform(meta)
     test = concatenate(load_cells(root, cells, "test", marks, meta["n_bins"]))

@@ -16,74 +16,75 @@ from tests.conftest import EXAMPLE
 
 
 @pytest.fixture()
-def release(tmp_path, roadmap):
+def release(tmp_path):
+    """One cell of the bundled example (release format), copied: the tests edit and delete its files."""
     root = tmp_path / "release"
-    shutil.copytree(roadmap / "E003", root / "E003")
+    shutil.copytree(EXAMPLE / "S01", root / "S01")
     return root
 
 
 def test_round_trip_is_memory_mapped_and_equal(release, isolated_cache):
-    parsed = read_release_csv(release / "E003/classification/train.csv", "E003", "train")
-    first = load_split(release, "E003", "train")
-    assert cache_folder(release / "E003/classification/train.csv").is_dir()
-    second = load_split(release, "E003", "train")
+    parsed = read_release_csv(release / "S01/classification/train.csv", "S01", "train")
+    first = load_split(release, "S01", "train")
+    assert cache_folder(release / "S01/classification/train.csv").is_dir()
+    second = load_split(release, "S01", "train")
     assert isinstance(second.signals, np.memmap)
     assert second.signals.dtype == np.uint16
     for loaded in (first, second):
         assert np.array_equal(loaded.signals, parsed.signals)
         assert np.array_equal(loaded.labels, parsed.labels)
         assert loaded.gene_ids.tolist() == parsed.gene_ids.tolist()
-        assert (loaded.cell, loaded.split, loaded.marks) == ("E003", "train", parsed.marks)
+        assert (loaded.cell, loaded.split, loaded.marks) == ("S01", "train", parsed.marks)
 
 
 def test_changed_source_rebuilds_cache(release, caplog):
-    load_split(release, "E003", "valid")
-    source = release / "E003/classification/valid.csv"
+    load_split(release, "S01", "valid")
+    source = release / "S01/classification/valid.csv"
     lines = source.read_text().splitlines()
     fields = lines[0].split(",")
     fields[2] = "999"
     source.write_text("\n".join([",".join(fields), *lines[1:]]) + "\n")
     with caplog.at_level("WARNING", logger="deepchrome"):
-        reloaded = load_split(release, "E003", "valid")
+        reloaded = load_split(release, "S01", "valid")
     assert reloaded.signals[0, 0, 0] == 999
     assert "stale" in caplog.text
 
 
 def test_truncated_cache_is_detected_and_rebuilt(release, caplog):
     # Copy: truncating a file that is still memory-mapped would fault on access.
-    original = np.array(load_split(release, "E003", "test").signals)
-    folder = cache_folder(release / "E003/classification/test.csv")
+    original = np.array(load_split(release, "S01", "test").signals)
+    folder = cache_folder(release / "S01/classification/test.csv")
     data = (folder / "signals.npy").read_bytes()
     (folder / "signals.npy").write_bytes(data[: len(data) // 2])
     with caplog.at_level("WARNING", logger="deepchrome"):
-        reloaded = load_split(release, "E003", "test")
+        reloaded = load_split(release, "S01", "test")
     assert "checksum mismatch" in caplog.text
     assert np.array_equal(reloaded.signals, original)
 
 
 def test_wrong_format_version_is_rebuilt(release, caplog):
-    load_split(release, "E003", "test")
-    meta_path = cache_folder(release / "E003/classification/test.csv") / "meta.json"
+    load_split(release, "S01", "test")
+    meta_path = cache_folder(release / "S01/classification/test.csv") / "meta.json"
     meta = json.loads(meta_path.read_text())
     meta["format_version"] = -1
     meta_path.write_text(json.dumps(meta))
     with caplog.at_level("WARNING", logger="deepchrome"):
-        load_split(release, "E003", "test")
+        load_split(release, "S01", "test")
     assert "format version" in caplog.text
     assert json.loads(meta_path.read_text())["format_version"] != -1
 
 
 def test_unreadable_cache_without_source_is_an_error(release):
-    load_split(release, "E003", "train")
-    folder = cache_folder(release / "E003/classification/train.csv")
+    load_split(release, "S01", "train")
+    folder = cache_folder(release / "S01/classification/train.csv")
     (folder / "meta.json").write_text("{not json")
-    os.remove(release / "E003/classification/train.csv")
+    os.remove(release / "S01/classification/train.csv")
     with pytest.raises(DataFormatError, match="unreadable .* and .*train.csv is missing"):
-        load_split(release, "E003", "train")
+        load_split(release, "S01", "train")
 
 
 def test_no_temporary_leftovers(release, isolated_cache):
-    load_split(release, "E003", "train")
+    load_split(release, "S01", "train")
     leftovers = [p.name for p in isolated_cache.iterdir() if p.name.startswith(".")]
     assert leftovers == []
 

@@ -8,34 +8,42 @@ import sys
 
 import pytest
 
+from tests.conftest import EXAMPLE
+
 
 def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "deepchrome.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
-def test_data_check_summary(roadmap):
-    result = run("data", "check", str(roadmap))
+def test_data_check_summary():
+    result = run("data", "check", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["cell", "train_genes", "train_positive"]
-    assert lines[1].split()[:2] == ["E003", "200"]
-    assert "0.61" in lines[1]  # E003 train: 122 of 200 genes are high
-    assert "H3K27me3,H3K36me3,H3K4me1,H3K4me3,H3K9me3" in lines[1]
+    assert [line.split()[0] for line in lines[1:]] == ["S01", "S02", "S03", "S04"]
+    # counted here from the CSVs (one label per gene, on every bin row)
+    expected = ["S01"]
+    for split in ("train", "valid", "test"):
+        rows = [line.split(",") for line in (EXAMPLE / "S01/classification" / f"{split}.csv").read_text().splitlines()]
+        labels = {row[0]: int(row[-1]) for row in rows}
+        expected += [str(len(labels)), f"{sum(labels.values()) / len(labels):.2f}"]
+    assert lines[1].split() == [*expected, "100", "H3K27me3,H3K36me3,H3K4me1,H3K4me3,H3K9me3"]
+    assert expected[1:3] == ["100", "0.51"]  # S01 train: 51 of 100 genes are high
 
 
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda text: text.replace("130749,2,0,1,5,1,0,1", "130749,2,0,1,5,1,0"), "valid.csv:2: expected 8"),
-        (lambda text: text.replace("130749,2,0,1,5,1,0,1", "130749,3,0,1,5,1,0,1"), "has bin_id 3, expected 2"),
+        (lambda text: text.replace("100001,2,1,1,0,1,6,0", "100001,2,1,1,0,1,6"), "valid.csv:2: expected 8"),
+        (lambda text: text.replace("100001,2,1,1,0,1,6,0", "100001,3,1,1,0,1,6,0"), "has bin_id 3, expected 2"),
         (lambda text: "", "empty file"),
     ],
 )
-def test_data_check_malformed_one_line_no_traceback(tmp_path, roadmap, mutate, expected):
+def test_data_check_malformed_one_line_no_traceback(tmp_path, mutate, expected):
     root = tmp_path / "release"
-    shutil.copytree(roadmap / "E003", root / "E003")
-    path = root / "E003/classification/valid.csv"
-    text = (roadmap / "E003/classification/train.csv").read_text()
+    shutil.copytree(EXAMPLE / "S01", root / "S01")
+    path = root / "S01/classification/valid.csv"
+    text = (EXAMPLE / "S01/classification/train.csv").read_text()
     path.write_text(mutate(text))
     result = run("data", "check", str(root), "--no-cache")
     assert result.returncode == 2

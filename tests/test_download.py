@@ -17,26 +17,27 @@ import pytest
 
 from deepchrome.data import read_release_csv
 from tests.cli import run_cli
+from tests.conftest import EXAMPLE
 from tests.tree import hidden, snapshot
 
 
-def build_tarball(roadmap, extra: tarfile.TarInfo | None = None) -> bytes:
-    """The release layout of the real subset as data.tar.gz (the plain one is built once per session)."""
-    return _build_tarball(roadmap, extra) if extra is not None else _plain_tarball(roadmap)
+def build_tarball(extra: tarfile.TarInfo | None = None) -> bytes:
+    """Two cells of the bundled example in the release layout as data.tar.gz (the plain one built once)."""
+    return _build_tarball(extra) if extra is not None else _plain_tarball()
 
 
 @functools.cache
-def _plain_tarball(roadmap) -> bytes:
-    return _build_tarball(roadmap, None)
+def _plain_tarball() -> bytes:
+    return _build_tarball(None)
 
 
-def _build_tarball(roadmap, extra: tarfile.TarInfo | None) -> bytes:
+def _build_tarball(extra: tarfile.TarInfo | None) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
-        for cell in ("E003", "E123"):
+        for cell in ("S01", "S02"):
             for split in ("train", "valid", "test"):
-                tar.add(roadmap / cell / "classification" / f"{split}.csv", f"data/{cell}/classification/{split}.csv")
-        tar.add(roadmap / "expression" / "E003.csv", "data/README_extra.csv")
+                tar.add(EXAMPLE / cell / "classification" / f"{split}.csv", f"data/{cell}/classification/{split}.csv")
+        tar.add(EXAMPLE / "expression" / "S01.csv", "data/README_extra.csv")
         if extra is not None:
             tar.addfile(extra, io.BytesIO(b"x" * extra.size) if extra.isfile() else None)
     return buffer.getvalue()
@@ -124,27 +125,27 @@ def download(server, out, *extra, check=True):
     )
 
 
-def test_clean_download_extracts_and_caches(roadmap, tmp_path):
-    with Server(build_tarball(roadmap)) as server:
+def test_clean_download_extracts_and_caches(tmp_path):
+    with Server(build_tarball()) as server:
         result = download(server, tmp_path / "release")
     assert "2 cells in" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "release").iterdir()) == ["E003", "E123"]
-    got = read_release_csv(tmp_path / "release/E123/classification/valid.csv")
-    want = read_release_csv(roadmap / "E123/classification/valid.csv")
+    assert sorted(p.name for p in (tmp_path / "release").iterdir()) == ["S01", "S02"]
+    got = read_release_csv(tmp_path / "release/S02/classification/valid.csv")
+    want = read_release_csv(EXAMPLE / "S02/classification/valid.csv")
     assert np.array_equal(got.signals, want.signals)
     assert run_cli("data", "check", str(tmp_path / "release")).returncode == 0
 
 
-def test_selected_cells_only(roadmap, tmp_path):
-    with Server(build_tarball(roadmap)) as server:
-        download(server, tmp_path / "release", "--cells", "E003")
+def test_selected_cells_only(tmp_path):
+    with Server(build_tarball()) as server:
+        download(server, tmp_path / "release", "--cells", "S01")
         missing = download(server, tmp_path / "other", "--cells", "E999", check=False)
-    assert [p.name for p in (tmp_path / "release").iterdir()] == ["E003"]
+    assert [p.name for p in (tmp_path / "release").iterdir()] == ["S01"]
     assert missing.returncode == 2 and "cell(s) E999 not in data.tar.gz (2 cells found)" in missing.stderr
 
 
-def test_interrupted_download_resumes(roadmap, tmp_path):
-    archive = build_tarball(roadmap)
+def test_interrupted_download_resumes(tmp_path):
+    archive = build_tarball()
     with Server(archive) as server:
         server.cut_after = len(archive) // 3
         first = download(server, tmp_path / "release", check=False)
@@ -153,12 +154,12 @@ def test_interrupted_download_resumes(roadmap, tmp_path):
         assert part.stat().st_size == len(archive) // 3
         download(server, tmp_path / "release")
     assert server.ranges == [None, f"bytes={len(archive) // 3}-"]
-    assert (tmp_path / "release/E003/classification/test.csv").is_file()
+    assert (tmp_path / "release/S01/classification/test.csv").is_file()
     assert not (tmp_path / "release/.deepchrome-download").exists()
 
 
-def test_checksum_mismatch_leaves_nothing(roadmap, tmp_path):
-    with Server(build_tarball(roadmap), checksum="md5:" + "0" * 32) as server:
+def test_checksum_mismatch_leaves_nothing(tmp_path):
+    with Server(build_tarball(), checksum="md5:" + "0" * 32) as server:
         result = download(server, tmp_path / "release", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "checksum mismatch for data.tar.gz: expected md5 0000" in result.stderr
@@ -166,14 +167,14 @@ def test_checksum_mismatch_leaves_nothing(roadmap, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["escape", "absolute", "symlink"])
-def test_malicious_members_are_refused(roadmap, tmp_path, kind):
+def test_malicious_members_are_refused(tmp_path, kind):
     if kind == "symlink":
-        member = tarfile.TarInfo("data/E003/classification/link.csv")
+        member = tarfile.TarInfo("data/S01/classification/link.csv")
         member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"
     else:
         member = tarfile.TarInfo("../escape" if kind == "escape" else "/tmp/absolute-escape")
         member.size = 3
-    with Server(build_tarball(roadmap, member)) as server:
+    with Server(build_tarball(member)) as server:
         result = download(server, tmp_path / "release", check=False)
     assert result.returncode == 2
     assert f"refusing member {member.name!r}" in result.stderr
@@ -187,12 +188,12 @@ def _refused(result, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_upper_case_checksum_is_accepted(roadmap, tmp_path):
-    archive = build_tarball(roadmap)
+def test_upper_case_checksum_is_accepted(tmp_path):
+    archive = build_tarball()
     with Server(archive) as server:
         checksum = "MD5:" + hashlib.md5(archive).hexdigest().upper()
         result = download(server, tmp_path / "release", "--url", server.archive_url, "--checksum", checksum)
-    assert "2 cells in" in result.stdout and (tmp_path / "release/E003/classification/train.csv").is_file()
+    assert "2 cells in" in result.stdout and (tmp_path / "release/S01/classification/train.csv").is_file()
 
 
 @pytest.mark.parametrize(
@@ -205,8 +206,8 @@ def test_upper_case_checksum_is_accepted(roadmap, tmp_path):
         ("0" * 32, "expected ALGORITHM:HEX, e.g. md5:<32 hex digits>"),
     ],
 )
-def test_bad_checksum_is_refused_before_any_network(roadmap, tmp_path, checksum, message):
-    with Server(build_tarball(roadmap)) as server:
+def test_bad_checksum_is_refused_before_any_network(tmp_path, checksum, message):
+    with Server(build_tarball()) as server:
         result = download(
             server, tmp_path / "release", "--url", server.archive_url, "--checksum", checksum, check=False
         )
@@ -233,8 +234,8 @@ def test_bad_checksum_is_refused_before_any_network(roadmap, tmp_path, checksum,
         ),
     ],
 )  # fmt: skip
-def test_record_of_the_wrong_shape(roadmap, tmp_path, record, message):
-    with Server(build_tarball(roadmap), record=record) as server:
+def test_record_of_the_wrong_shape(tmp_path, record, message):
+    with Server(build_tarball(), record=record) as server:
         result = download(server, tmp_path / "release", check=False)
     _refused(result, f"record {server.record_url}")
     assert message in result.stderr
@@ -242,8 +243,8 @@ def test_record_of_the_wrong_shape(roadmap, tmp_path, record, message):
 
 
 @pytest.mark.parametrize("leftover", ["complete", "oversized", "corrupted"])
-def test_url_resume_answered_416(roadmap, tmp_path, leftover):
-    archive = build_tarball(roadmap)
+def test_url_resume_answered_416(tmp_path, leftover):
+    archive = build_tarball()
     part = tmp_path / "release/.deepchrome-download/data.tar.gz.part"
     part.parent.mkdir(parents=True)
     stale = {"complete": archive, "oversized": archive + b"junk", "corrupted": b"x" * len(archive)}[leftover]
@@ -257,8 +258,8 @@ def test_url_resume_answered_416(roadmap, tmp_path, leftover):
     assert not (tmp_path / "release/.deepchrome-download").exists()
 
 
-def test_record_download_with_oversized_part_starts_again(roadmap, tmp_path):
-    archive = build_tarball(roadmap)
+def test_record_download_with_oversized_part_starts_again(tmp_path):
+    archive = build_tarball()
     part = tmp_path / "release/.deepchrome-download/data.tar.gz.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(archive + b"junk")
@@ -287,8 +288,8 @@ def test_unreachable_url_leaves_nothing(tmp_path, existing):
     assert snapshot(out) == before and (out.exists() == existing)
 
 
-def test_interrupted_first_byte_leaves_nothing_but_a_part_worth_resuming(roadmap, tmp_path):
-    archive = build_tarball(roadmap)
+def test_interrupted_first_byte_leaves_nothing_but_a_part_worth_resuming(tmp_path):
+    archive = build_tarball()
     with Server(archive) as server:
         server.cut_after = 0
         result = download(server, tmp_path / "release", check=False)
@@ -305,50 +306,50 @@ def test_interrupted_first_byte_leaves_nothing_but_a_part_worth_resuming(roadmap
         (("--file", "../data.tar.gz"), "--file '../data.tar.gz': a file name must be a plain name"),
     ],
 )
-def test_names_are_checked_before_any_network(roadmap, tmp_path, args, message):
-    with Server(build_tarball(roadmap)) as server:
+def test_names_are_checked_before_any_network(tmp_path, args, message):
+    with Server(build_tarball()) as server:
         result = download(server, tmp_path / "release", *args, check=False)
     _refused(result, message)
     assert server.paths == [] and not (tmp_path / "release").exists() and not (tmp_path / "victim").exists()
 
 
-def test_out_that_is_a_file(roadmap, tmp_path):
+def test_out_that_is_a_file(tmp_path):
     (tmp_path / "release").write_text("x")
-    with Server(build_tarball(roadmap)) as server:
+    with Server(build_tarball()) as server:
         result = download(server, tmp_path / "release", check=False)
     _refused(result, f"--out {tmp_path}/release: is a file, expected a folder")
     assert server.paths == [] and (tmp_path / "release").read_text() == "x"
 
 
-def test_existing_cell_folder_keeps_other_files(roadmap, tmp_path):
-    cell = tmp_path / "release" / "E003"
+def test_existing_cell_folder_keeps_other_files(tmp_path):
+    cell = tmp_path / "release" / "S01"
     (cell / "classification").mkdir(parents=True)
     (cell / "notes.txt").write_text("mine")
     (cell / "classification" / "train.csv").write_text("stale")
-    with Server(build_tarball(roadmap)) as server:
-        download(server, tmp_path / "release", "--cells", "E003")
+    with Server(build_tarball()) as server:
+        download(server, tmp_path / "release", "--cells", "S01")
     assert (cell / "notes.txt").read_text() == "mine"
-    assert (cell / "classification/train.csv").read_bytes() == (roadmap / "E003/classification/train.csv").read_bytes()
+    assert (cell / "classification/train.csv").read_bytes() == (EXAMPLE / "S01/classification/train.csv").read_bytes()
     assert not hidden(tmp_path / "release")
 
 
-def test_archive_cell_folder_must_be_a_plain_name(roadmap, tmp_path):
+def test_archive_cell_folder_must_be_a_plain_name(tmp_path):
     member = tarfile.TarInfo("data/E 003/classification/train.csv")
     member.size = 3
-    with Server(build_tarball(roadmap, member)) as server:
+    with Server(build_tarball(member)) as server:
         result = download(server, tmp_path / "release", check=False)
     _refused(result, "refusing member 'data/E 003/classification/train.csv': cell folder 'E 003' is not a plain name")
     assert not (tmp_path / "release").exists()
 
 
-def test_disk_full_during_extraction_leaves_nothing(roadmap, tmp_path, monkeypatch):
+def test_disk_full_during_extraction_leaves_nothing(tmp_path, monkeypatch):
     import deepchrome.download as module
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(module, "_extract_member", full)
-    with Server(build_tarball(roadmap)) as server:
+    with Server(build_tarball()) as server:
         result = download(server, tmp_path / "release", check=False)
     _refused(result, f"--out {tmp_path}/release: cannot write there (No space left on device)")
     assert not (tmp_path / "release").exists()

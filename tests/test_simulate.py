@@ -63,12 +63,15 @@ def test_cells_of_one_group_are_more_alike(simulated):
     assert same_group > other_group + 0.05
 
 
-def test_different_seed_release_differs(tmp_path):
-    simulate_release(tmp_path / "a", n_cells=1, n_genes=30, seed=1)
-    simulate_release(tmp_path / "b", n_cells=1, n_genes=30, seed=1)
-    assert (tmp_path / "a/S01/classification/test.csv").read_text() == (
-        tmp_path / "b/S01/classification/test.csv"
-    ).read_text()
+def test_same_seed_same_release_other_seed_other_release(tmp_path):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        simulate_release(tmp_path / name, n_cells=1, n_genes=30, seed=seed)
+
+    def text(name, path="S01/classification/test.csv"):
+        return (tmp_path / name / path).read_text()
+
+    assert text("a") == text("b") and text("a", "expression/S01.csv") == text("b", "expression/S01.csv")
+    assert text("a") != text("c") and text("a", "expression/S01.csv") != text("c", "expression/S01.csv")
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepchrome.errors import DeepChromeError
+
 
 def cell_correlations(root: Path, cells: list[str], expression_dir: Path | None = None) -> tuple[pd.DataFrame, str]:
-    """Pearson correlation between cells: of log1p expression where every cell has a table, else of labels.
+    """Pearson correlation between cells over their training genes: of log1p expression, else of labels.
+
+    Partner cells (the ``*_high`` and ``*_somewhat`` families) are chosen from this matrix, so it must
+    not see any target's test (or validation) labels: only genes in the training split of **every**
+    cell enter it. Expression tables are used where every cell has one
+    (``<expression_dir>/<cell>.csv``), restricted to those training genes; otherwise the training
+    labels (0/1) themselves are correlated.
+
+    Parameters
+    ----------
+    root
+        Release root holding ``<cell>/classification/train.csv``.
+    cells
+        The cells to correlate (at least one).
+    expression_dir
+        Folder of ``<cell>.csv`` expression tables, or ``None`` for labels.
 
     Returns
     -------
@@ -17,23 +34,38 @@ def cell_correlations(root: Path, cells: list[str], expression_dir: Path | None 
         DataFrame [cells x cells].
     source
         ``expression`` or ``labels``.
+
+    Raises
+    ------
+    DeepChromeError
+        Fewer than 3 genes in the training split of every cell (or in every expression table too).
     """
     from deepchrome.data.cache import load_split
     from deepchrome.data.release import read_expression_table
-    from deepchrome.data.signals import SPLITS
+    from deepchrome.data.signals import normalize_gene_id
 
+    train = {cell: load_split(root, cell, "train") for cell in cells}
+    # gene ids in the release's short form, as expression tables are indexed when read
+    ids = {cell: [normalize_gene_id(g) for g in part.gene_ids] for cell, part in train.items()}
+    common = sorted(set.intersection(*(set(i) for i in ids.values())))
     if expression_dir is not None and all((expression_dir / f"{c}.csv").is_file() for c in cells):
         tables = {c: read_expression_table(expression_dir / f"{c}.csv") for c in cells}
-        common = sorted(set.intersection(*(set(t.index) for t in tables.values())))
+        common = [g for g in common if all(g in t.index for t in tables.values())]
+        _check_enough(common, cells, "training genes with expression in every table")
         values = pd.DataFrame({c: np.log1p(tables[c].reindex(common).to_numpy()) for c in cells})
         return values.corr(), "expression"
+    _check_enough(common, cells, "genes in the training split of every cell")
     labels = {}
-    for cell in cells:
-        parts = [load_split(root, cell, s) for s in SPLITS]
-        labels[cell] = pd.Series(np.concatenate([p.labels for p in parts]),
-                                 index=np.concatenate([p.gene_ids for p in parts]))  # fmt: skip
-    common = sorted(set.intersection(*(set(s.index) for s in labels.values())))
-    return pd.DataFrame({c: labels[c].reindex(common).to_numpy(float) for c in cells}).corr(), "labels"
+    for cell, part in train.items():
+        labels[cell] = pd.Series(np.asarray(part.labels, dtype=float), index=ids[cell]).reindex(common).to_numpy()
+    return pd.DataFrame(labels).corr(), "labels"
+
+
+def _check_enough(genes: list[str], cells: list[str], what: str) -> None:
+    if len(genes) < 3:
+        raise DeepChromeError(
+            f"cell correlations: only {len(genes)} {what} ({', '.join(cells)}); correlations need at least 3"
+        )
 
 
 def plan_jobs(settings: dict, correlation: pd.DataFrame) -> tuple[list[dict], list[dict], list[dict]]:
