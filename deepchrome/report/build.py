@@ -40,6 +40,25 @@ from deepchrome.report.prose import write_report
 
 #: The checkout's parent, where ../shared/data lives in a source checkout.
 REPO = Path(__file__).resolve().parents[2]
+
+
+def default_root() -> Path:
+    """The real data the report reads without ``--root``: ``../shared/data/roadmap`` beside the working
+    directory or beside the source checkout.
+
+    Raises
+    ------
+    DeepChromeError
+        If neither exists (an installed package run elsewhere): pass ``--root`` and ``--cells``.
+    """
+    candidates = [Path("../shared/data/roadmap"), REPO.parent / "shared" / "data" / "roadmap"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise DeepChromeError(
+        f"no real data at {candidates[0]} or {candidates[1]}: pass --root (a release root) and --cells, "
+        "e.g. --root data/example --cells S01 S02"
+    )
 MODELS = {
     "CNN, paper settings": ("deepchrome", {}),
     "CNN, recommended": ("deepchrome_fast", {}),
@@ -287,7 +306,7 @@ def run_report(
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    root = Path(root or REPO.parent / "shared" / "data" / "roadmap")
+    root = Path(root) if root else default_root()
     from deepchrome.data.release import list_cells
 
     cells = cells or [c for c in ("E003", "E123") if c in list_cells(root)]
