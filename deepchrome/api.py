@@ -33,6 +33,7 @@ def fit(
     run_dir: str | os.PathLike | None = None,
     ckpt_path: str | os.PathLike | None = None,
     callbacks: Sequence = (),
+    overwrite: bool = False,
 ) -> Run:
     """Train a classifier as ``deepchrome fit`` does, and test its best checkpoint.
 
@@ -51,13 +52,16 @@ def fit(
         Resume from a checkpoint (``"last"``: the run folder's last one).
     callbacks
         Extra Lightning callbacks.
+    overwrite
+        Replace a finished run in the output folder (its checkpoints, ``metrics.*``, ``config.yaml``
+        and ``test_predictions.csv``); without it such a folder is refused.
 
     Returns
     -------
     Run
         ``run.metrics`` (the contents of ``metrics.json``), ``run.best_checkpoint``, ``run.dir``.
     """
-    return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, callbacks=callbacks)
+    return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, callbacks=callbacks, overwrite=overwrite)
 
 
 class Classifier:

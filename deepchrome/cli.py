@@ -3,24 +3,39 @@
 A thin layer over the library: each command parses its arguments and calls one function. The
 training subcommands (``fit``, ``validate``, ``test``, ``predict``) use LightningCLI's parser (all
 ``--trainer.*``/``--model.*``/``--data.*`` options, ``--print_config``) and run through
-:mod:`deepchrome.runs`, like :func:`deepchrome.fit`. User errors print one line and exit with
-status 2.
+:mod:`deepchrome.runs`, like :func:`deepchrome.fit`.
+
+:func:`main` is the one error boundary of every command: user errors (:class:`DeepChromeError`,
+bad arguments, unreadable or unwritable paths, a full disk, text that is not UTF-8) print one
+line, ``deepchrome: error: ...``, and exit with status 2; anything else is a bug and prints its
+traceback, then asks for a report (status 1). ``-q/--quiet`` and ``-v/--verbose`` go before or
+after the command.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
+import os
+import re
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 from deepchrome.errors import DeepChromeError
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
-USAGE = """usage: deepchrome <command> [options]
+USAGE = """usage: deepchrome [-q | -v] <command> [options]
+
+  -q, --quiet    only results and errors (no progress bars, no Lightning messages or warnings)
+  -v, --verbose  everything, including library warnings and deepchrome's debug messages
 
 training (LightningCLI; see `deepchrome fit --help`):
   fit        train a classifier:  deepchrome fit --config configs/deepchrome.yaml
+             (a folder holding a finished run is refused: --overwrite, or --ckpt_path last to resume)
   validate   score a checkpoint on the validation split
   test       score a checkpoint on the test split
   predict    write per-gene probabilities (predictions.csv)
@@ -45,6 +60,68 @@ data:
 """
 
 
+#: Flags every command takes, before or after its name.
+QUIET_FLAGS = ("-q", "--quiet")
+VERBOSE_FLAGS = ("-v", "--verbose")
+#: Messages from Lightning and torch that users cannot act on (shown with --verbose).
+UNACTIONABLE_WARNINGS = (
+    r".*LeafSpec.*is deprecated",  # Lightning's _pytree against torch >= 2.10
+    r".*does not have many workers",  # the data are in memory: workers would only add copies
+    r"Checkpoint directory .* exists and is not empty",  # resuming a run: its own checkpoints
+    r"Experiment logs directory .* exists and is not empty",
+    r"The number of training batches .* is smaller than the logging interval",
+    r"LightningCLI's args parameter",
+)
+#: Lightning's advertisements (litlogger, litmodels) and hardware notes (the config chooses the accelerator).
+UNACTIONABLE_MESSAGES = ("💡 Tip:", "Seed set to", "GPU available:", "TPU available:", "HPU available:")
+REPORT = (
+    "deepchrome: internal error: the traceback above is a bug in deepchrome, not a problem with your input; "
+    "please report it with the command you ran and this output"
+)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse with deepchrome's one-line errors (no usage block): ``argument --n: must be >= 1, got 0``."""
+
+    def error(self, message: str):
+        raise DeepChromeError(f"{message} (see `{self.prog} --help`)")
+
+
+def _whole(least: int):
+    """An argparse type: a whole number >= ``least``."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
+        return value
+
+    whole.__name__ = f"whole number >= {least}"
+    return whole
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _check_out(path: str | os.PathLike | None, option: str = "--out") -> None:
+    """Refuse an output folder that is a file (or under one) before any work."""
+    if path is not None:
+        from deepchrome.files import check_out_folder
+
+        check_out_folder(path, option)
+
+
 def _expand_configs(argv: list[str]) -> list[str]:
     """Replace each ``--config NAME|FILE`` by the loaded config (packaged names found, the file's input
     paths made absolute relative to it), passed to the parser as YAML text."""
@@ -66,10 +143,11 @@ def _expand_configs(argv: list[str]) -> list[str]:
     return expanded
 
 
-def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str | None]:
+def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str | None, dict]:
     """Parse ``fit|validate|test|predict [options]`` with LightningCLI's parser, instantiating nothing.
 
-    Returns the subcommand, the training config (dict) and ``--ckpt_path``.
+    Returns the subcommand, the training config (dict), ``--ckpt_path`` and the command's own
+    options (``overwrite``).
     """
     from jsonargparse import ArgumentError
     from lightning.pytorch.cli import LightningCLI
@@ -92,6 +170,16 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
         def _run_subcommand(self, subcommand: str) -> None:
             pass
 
+        def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
+            parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+            if subcommand == "fit":
+                parser.add_argument(
+                    "--overwrite", action="store_true",
+                    help="replace the finished run in --trainer.default_root_dir (its checkpoints, metrics, "
+                    "config.yaml and test_predictions.csv); without it such a folder is refused",
+                )  # fmt: skip
+            return parser
+
     try:
         parsed = ConfigParser(
             model_class(gan), HistoneDataModule, seed_everything_default=0, auto_configure_optimizers=False,
@@ -103,26 +191,27 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
     subcommand = parsed.subcommand
     config = parsed.config[subcommand].as_dict()
     ckpt_path = config.pop("ckpt_path", None)
+    options = {"overwrite": bool(config.get("overwrite"))}
     for key in runs.NOT_CONFIG:  # the subcommand's own options (weights_only is always True)
         config.pop(key, None)
-    return subcommand, config, ckpt_path
+    return subcommand, config, ckpt_path, options
 
 
-def _run_training_command(argv: list[str], gan: bool = False) -> None:
-    import warnings
-
+def _run_training_command(argv: list[str], gan: bool = False, verbosity: int = 0) -> None:
     from deepchrome import runs
 
-    # The arguments are passed explicitly; LightningCLI warns that sys.argv differs.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    subcommand, config, ckpt_path = _parse_training_command(argv, gan)
+    subcommand, config, ckpt_path, options = _parse_training_command(argv, gan)
+    if verbosity < 0:
+        trainer = config.setdefault("trainer", {}) or {}
+        config["trainer"] = trainer
+        trainer.update(enable_progress_bar=False, enable_model_summary=False)
     if subcommand != "fit":
         results = runs.evaluate(config, subcommand, ckpt_path, gan=gan)
         if subcommand != "predict" and results:
             shown = {k: round(float(v), 4) for k, v in results[0].items()}
             print(f"{subcommand} ({ckpt_path}): {shown}")
         return
-    run = runs.train(config, ckpt_path=ckpt_path, gan=gan)
+    run = runs.train(config, ckpt_path=ckpt_path, gan=gan, overwrite=options["overwrite"])
     summary = run.metrics
     if gan:
         quality = {k: round(v, 3) for k, v in summary["test_quality"].items() if "/" not in k}
@@ -137,12 +226,12 @@ def _run_training_command(argv: list[str], gan: bool = False) -> None:
 def _simulate(argv: list[str]) -> None:
     from deepchrome.data.simulate import simulate_release
 
-    parser = argparse.ArgumentParser(prog="deepchrome simulate", description="Write a simulated data set.")
+    parser = _ArgumentParser(prog="deepchrome simulate", description="Write a simulated data set.")
     parser.add_argument("--out", required=True, help="output folder (release layout)")
-    parser.add_argument("--cells", type=int, default=4, help="number of cells (default 4)")
-    parser.add_argument("--genes", type=int, default=600, help="genes per cell, split in thirds (default 600)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--groups", type=int, default=2, help="groups of correlated cells (default 2)")
+    parser.add_argument("--cells", type=_whole(1), default=4, help="number of cells (default 4)")
+    parser.add_argument("--genes", type=_whole(3), default=600, help="genes per cell, split in thirds (default 600)")
+    parser.add_argument("--seed", type=_whole(0), default=0)
+    parser.add_argument("--groups", type=_whole(1), default=2, help="groups of correlated cells (default 2)")
     parser.add_argument(
         "--rule-shift",
         type=float,
@@ -150,8 +239,6 @@ def _simulate(argv: list[str]) -> None:
         help="how much odd groups' histone-expression rules differ (0 = same rules)",
     )
     args = parser.parse_args(argv)
-    if args.cells < 1 or args.genes < 3:
-        raise DeepChromeError("--cells must be >= 1 and --genes >= 3")
     truth = simulate_release(
         args.out,
         n_cells=args.cells,
@@ -170,7 +257,7 @@ def _simulate(argv: list[str]) -> None:
 def _data(argv: list[str]) -> None:
     from deepchrome.data.check import check_release
 
-    parser = argparse.ArgumentParser(prog="deepchrome data", description="Data utilities.")
+    parser = _ArgumentParser(prog="deepchrome data", description="Data utilities.")
     sub = parser.add_subparsers(dest="action", required=True)
     check = sub.add_parser("check", help="validate a release folder and print a per-cell summary")
     check.add_argument("root", help="release root: <cell>/classification/{train,valid,test}.csv")
@@ -179,21 +266,6 @@ def _data(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     table = check_release(args.root, cells=args.cells, use_cache=not args.no_cache)
     print(table.to_string(index=False))
-
-
-def _user_error_in_chain(error: BaseException) -> DeepChromeError | None:
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, DeepChromeError):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
-
-
-def _exit_with(error: DeepChromeError) -> None:
-    print(f"deepchrome: error: {error}", file=sys.stderr)
-    sys.exit(2)
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -206,7 +278,7 @@ def _key_value(text: str) -> tuple[str, str]:
 def _prepare(argv: list[str]) -> None:
     from deepchrome.data.bigwig import ORIENTATIONS, STATS, prepare
 
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="deepchrome prepare",
         description="bigWig tracks + gene annotation (+ expression) -> release layout and cache.",
     )
@@ -266,10 +338,10 @@ def _prepare(argv: list[str]) -> None:
     )
 
 
-def _download(argv: list[str]) -> None:
+def _download(argv: list[str], verbosity: int = 0) -> None:
     from deepchrome.download import RELEASE_FILE, ZENODO_RECORD_URL, download_release
 
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="deepchrome download",
         description="Download the DeepChrome/AttentiveChrome release (Zenodo 2652278), verify, extract, cache.",
     )
@@ -284,7 +356,7 @@ def _download(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     result = download_release(
         args.out, cells=args.cells, record_url=args.record_url, file_name=args.file, url=args.url,
-        checksum=args.checksum, keep_archive=args.keep_archive, progress=not args.no_progress,
+        checksum=args.checksum, keep_archive=args.keep_archive, progress=not args.no_progress and verbosity >= 0,
     )  # fmt: skip
     print(f"{len(result['cells'])} cells in {args.out}: {', '.join(result['cells'])}")
 
@@ -292,7 +364,7 @@ def _download(argv: list[str]) -> None:
 def _explain(argv: list[str]) -> None:
     from deepchrome.interpret.attributions import BASELINES, METHODS
 
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="deepchrome explain", description="captum attributions of a trained classifier, with figures."
     )
     parser.add_argument("--checkpoint", required=True, help="a classifier checkpoint (deepchrome fit)")
@@ -301,13 +373,16 @@ def _explain(argv: list[str]) -> None:
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
     parser.add_argument("--method", default="integrated_gradients", help=f"one of {', '.join(METHODS)}")
     parser.add_argument("--baseline", default="zeros", help=f"one of {', '.join(BASELINES)}")
-    parser.add_argument("--n-steps", type=int, default=50, help="IntegratedGradients steps (default 50)")
+    parser.add_argument("--n-steps", type=_whole(1), default=50, help="IntegratedGradients steps (default 50)")
     parser.add_argument("--noise-tunnel", action="store_true", help="wrap the method in NoiseTunnel (SmoothGrad)")
     parser.add_argument("--genes", nargs="*", help="only these gene ids (each also gets a figure)")
     parser.add_argument("--linear-checkpoint", help="a LinearBaseline checkpoint whose weights go beside the bars")
-    parser.add_argument("--gene-figures", type=int, default=3, help="per-gene figures of the most confident genes")
+    parser.add_argument(
+        "--gene-figures", type=_whole(0), default=3, help="per-gene figures of the most confident genes"
+    )
     parser.add_argument("--out", required=True, help="output folder")
     args = parser.parse_args(argv)
+    _check_out(args.out)
     from deepchrome.interpret.explain import explain
 
     summary = explain(
@@ -322,18 +397,21 @@ def _explain(argv: list[str]) -> None:
 
 
 def _sweep(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="deepchrome sweep", description="optuna sweep over a training config, on a shareable study."
     )
     parser.add_argument("--config", required=True, help="sweep config (configs/sweeps/*.yaml)")
-    parser.add_argument("--n-trials", type=int, help="trials for this worker (0: only write the outputs)")
-    parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    parser.add_argument("--complete-trials", type=int, help="all workers stop once the study has N complete trials")
+    parser.add_argument("--n-trials", type=_whole(0), help="trials for this worker (0: only write the outputs)")
+    parser.add_argument("--timeout", type=_positive, help="stop starting trials after this many seconds")
+    parser.add_argument(
+        "--complete-trials", type=_whole(1), help="all workers stop once the study has N complete trials"
+    )
     parser.add_argument("--storage", help="optuna storage URL (default: sqlite file in the sweep folder), e.g. "
                         "postgresql://user:pass@host/db or journal:///shared/study.log")  # fmt: skip
     parser.add_argument("--study-name", help="override the config's study_name")
     parser.add_argument("--sweep-dir", help="output folder (default runs/sweeps/<study_name>)")
     args = parser.parse_args(argv)
+    _check_out(args.sweep_dir, "--sweep-dir")
     from deepchrome.sweep import run_sweep
 
     summary = run_sweep(args.config, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
@@ -347,12 +425,13 @@ def _sweep(argv: list[str]) -> None:
 
 
 def _experiment(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="deepchrome experiment", description="Cross-cell experiments.")
+    parser = _ArgumentParser(prog="deepchrome experiment", description="Cross-cell experiments.")
     parser.add_argument("--config", required=True, help="experiment config (configs/experiments/*.yaml)")
     parser.add_argument("--out", help="output folder (default runs/experiments/<study_name>)")
     parser.add_argument("--storage", help="optuna storage shared by workers (default: SQLite in --out)")
-    parser.add_argument("--n-jobs", type=int, help="jobs for this worker (0: only write results)")
+    parser.add_argument("--n-jobs", type=_whole(0), help="jobs for this worker (0: only write results)")
     args = parser.parse_args(argv)
+    _check_out(args.out)
     from deepchrome.experiments import run_experiment
 
     summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs)
@@ -361,28 +440,28 @@ def _experiment(argv: list[str]) -> None:
     print(f"results: {summary['out']}/results.csv, summary: {summary['out']}/summary.md")
 
 
-def _gan(argv: list[str]) -> None:
+def _gan(argv: list[str], verbosity: int = 0) -> None:
     if argv and argv[0] in ("fit", "validate"):
-        _run_training_command(argv, gan=True)
+        _run_training_command(argv, gan=True, verbosity=verbosity)
         return
-    parser = argparse.ArgumentParser(prog="deepchrome gan", description="The histone-signal GAN.")
+    parser = _ArgumentParser(prog="deepchrome gan", description="The histone-signal GAN.")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("fit", help="train: deepchrome gan fit --config configs/gan.yaml (LightningCLI)")
     sample = sub.add_parser("sample", help="write generated genes in the release layout")
     sample.add_argument("--checkpoint", required=True)
-    sample.add_argument("--n", type=int, default=300, help="genes per class (default 300)")
+    sample.add_argument("--n", type=_whole(1), default=300, help="genes per class (default 300)")
     sample.add_argument("--out", required=True, help="release root to write into")
     sample.add_argument("--cell", default="GAN", help="cell name of the generated data (default GAN)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=_whole(0), default=0)
     visualize = sub.add_parser("visualize", help="profiles, prototypes and the combinatorial map")
     visualize.add_argument("--gan", required=True, help="GAN checkpoint")
     visualize.add_argument("--classifier", required=True, help="classifier checkpoint (deepchrome fit)")
     visualize.add_argument("--root", required=True, help="real data (release root) for the real profiles")
     visualize.add_argument("--cells", nargs="+", required=True)
     visualize.add_argument("--out", required=True)
-    visualize.add_argument("--samples", type=int, default=512, help="GAN genes per grid cell (default 512)")
-    visualize.add_argument("--bootstrap", type=int, default=50, help="resamples for the interaction uncertainty")
-    visualize.add_argument("--seed", type=int, default=0)
+    visualize.add_argument("--samples", type=_whole(1), default=512, help="GAN genes per grid cell (default 512)")
+    visualize.add_argument("--bootstrap", type=_whole(1), default=50, help="resamples for the interaction uncertainty")
+    visualize.add_argument("--seed", type=_whole(0), default=0)
     args = parser.parse_args(argv)
     if args.action == "sample":
         from gan.visualize import sample_release
@@ -404,7 +483,7 @@ def _gan(argv: list[str]) -> None:
 def _compare(argv: list[str]) -> None:
     import json
 
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="deepchrome compare",
         description="Paired AUROC difference of two runs scored on the same test genes (DeLong).",
     )
@@ -429,16 +508,22 @@ def _compare(argv: list[str]) -> None:
 def _report(argv: list[str]) -> None:
     from deepchrome.report import MODELS
 
-    parser = argparse.ArgumentParser(prog="deepchrome report", description="The reproduction report (cached steps).")
+    parser = _ArgumentParser(prog="deepchrome report", description="The reproduction report (cached steps).")
     parser.add_argument("--out", default="docs/report", help="report folder (README.md + figures)")
     parser.add_argument("--root", help="real data (default ../shared/data/roadmap)")
     parser.add_argument("--cells", nargs="*", help="real cells (default E003 E123)")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=_whole(1), default=5)
     parser.add_argument("--work", default="runs/report", help="cache of trained runs")
     parser.add_argument("--models", nargs="*", help=f"subset of: {'; '.join(MODELS)}")
-    parser.add_argument("--gan-minutes", type=int, default=4, help="training time of each cell's GAN (default 4)")
+    parser.add_argument("--gan-minutes", type=_whole(1), default=4, help="training time of each cell's GAN (default 4)")
     parser.add_argument("--fast", action="store_true", help="tiny settings, for testing the pipeline")
     args = parser.parse_args(argv)
+    _check_out(args.out)
+    _check_out(args.work, "--work")
+    if args.root is not None:
+        from deepchrome.data.release import list_cells
+
+        list_cells(args.root)  # a missing root, before the report's progress bar starts
     from deepchrome.report import run_report
 
     path = run_report(args.out, root=args.root, cells=args.cells, seeds=args.seeds, work=args.work, fast=args.fast,
@@ -446,8 +531,148 @@ def _report(argv: list[str]) -> None:
     print(f"report: {path}")
 
 
+def _user_error_in_chain(error: BaseException) -> DeepChromeError | None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DeepChromeError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+#: What to do about an OSError on a path the user chose, by errno.
+_OS_ADVICE = {
+    errno.EACCES: "permission denied: check its permissions or choose another path",
+    errno.EPERM: "operation not permitted: check its permissions or choose another path",
+    errno.ENOSPC: "no space left on the device: free some space or choose another output folder",
+    errno.EDQUOT: "disk quota exceeded: free some space or choose another output folder",
+    errno.EROFS: "read-only file system: choose another output folder",
+    errno.EISDIR: "is a folder, expected a file: give a file's path",
+    errno.ENOTDIR: "part of this path is a file, not a folder: choose another path",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.EEXIST: "already exists and is not a folder: move it away or choose another path",
+    errno.ENAMETOOLONG: "file name too long: choose a shorter path",
+    errno.ELOOP: "too many levels of symbolic links: check the path",
+}
+_NUMBER_ERRORS = re.compile(r"could not convert string to (float|int)|invalid literal for int\(\)")
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The one-line message for an error caused by the user's input or environment, else ``None`` (a bug).
+
+    User errors: :class:`DeepChromeError` anywhere in the exception chain; an ``OSError`` of
+    permissions, a full disk, a read-only file system, a folder where a file belongs (and the
+    reverse) or a missing path, naming the path; text that is not UTF-8; a number that does not parse.
+    """
+    found = _user_error_in_chain(error)
+    if found is not None:
+        return str(found)
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _OS_ADVICE:
+            where = f"{error.filename}: " if error.filename is not None else ""
+            return f"{where}{_OS_ADVICE[error.errno]}"
+        if isinstance(error, UnicodeDecodeError):
+            where = _file_in_traceback(error)
+            return (
+                f"{where + ': ' if where else ''}not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                f"{error.start}): save the file as UTF-8"
+            )
+        if isinstance(error, ValueError) and _NUMBER_ERRORS.search(str(error)):
+            return f"a value is not a number ({str(error).splitlines()[0][:200]}): check the input"
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _file_in_traceback(error: BaseException) -> str | None:
+    """The file a decoding error was reading, from the locals of the frames that raised it (innermost first)."""
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for name in ("path", "filename", "file", "filepath_or_buffer", "source"):
+            value = frame.f_locals.get(name)
+            if isinstance(value, str | os.PathLike) and os.path.isfile(value):
+                return os.fspath(value)
+    return None
+
+
+def _exit_with(message: str) -> None:
+    print(f"deepchrome: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def split_global_flags(argv: list[str]) -> tuple[list[str], int]:
+    """Remove ``-q/--quiet`` and ``-v/--verbose`` wherever they are; the verbosity: -1, 0 or 1.
+
+    Raises
+    ------
+    DeepChromeError
+        If both are given.
+    """
+    quiet = any(arg in QUIET_FLAGS for arg in argv)
+    verbose = any(arg in VERBOSE_FLAGS for arg in argv)
+    if quiet and verbose:
+        raise DeepChromeError("--quiet and --verbose together: choose one")
+    rest = [arg for arg in argv if arg not in QUIET_FLAGS + VERBOSE_FLAGS]
+    return rest, (-1 if quiet else 1 if verbose else 0)
+
+
+class _DropMessages(logging.Filter):
+    """Drops Lightning's unactionable messages and, when quiet, everything below a warning."""
+
+    def __init__(self, quiet: bool) -> None:
+        super().__init__()
+        self.quiet = quiet
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.quiet and record.levelno < logging.WARNING:
+            return False
+        return not str(record.msg).startswith(UNACTIONABLE_MESSAGES)
+
+
+@contextlib.contextmanager
+def output_level(verbosity: int):
+    """Warnings and log messages for one command: quiet (-1), default (0) or verbose (1); restored after.
+
+    Lightning's user-facing messages come from its ``rank_zero`` and ``seed`` loggers; a filter on
+    those (not a level, which importing Lightning resets) drops the unactionable ones by default
+    and all but warnings when quiet.
+    """
+    emitters = ("pytorch.utilities.rank_zero", "fabric.utilities.rank_zero", "fabric.utilities.seed")
+    sources = [logging.getLogger(f"lightning.{name}") for name in emitters]
+    ours = logging.getLogger("deepchrome")
+    level = ours.level
+    drop = _DropMessages(quiet=verbosity < 0)
+    with warnings.catch_warnings():
+        if verbosity > 0:
+            warnings.simplefilter("default")
+            ours.setLevel(logging.DEBUG)
+        else:
+            for pattern in UNACTIONABLE_WARNINGS:
+                warnings.filterwarnings("ignore", message=pattern)
+            for source in sources:
+                source.addFilter(drop)
+        if verbosity < 0:
+            warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            for source in sources:
+                source.removeFilter(drop)
+            ours.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``deepchrome`` console script."""
+    """Entry point of the ``deepchrome`` console script: runs one command inside the error boundary.
+
+    Exit status: 0 on success, 2 for a user error (one line ``deepchrome: error: ...``), 1 for a bug
+    (its traceback, then a line asking to report it), 130 when interrupted.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     logger = logging.getLogger("deepchrome")
     if not logger.handlers:
@@ -458,7 +683,6 @@ def main(argv: list[str] | None = None) -> None:
         "simulate": _simulate,
         "data": _data,
         "prepare": _prepare,
-        "download": _download,
         "explain": _explain,
         "sweep": _sweep,
         "experiment": _experiment,
@@ -466,28 +690,31 @@ def main(argv: list[str] | None = None) -> None:
         "compare": _compare,
     }
     try:
+        argv, verbosity = split_global_flags(argv)
         if not argv or argv[0] in ("-h", "--help"):
             print(USAGE)
             return
-        if argv[0] in TRAINING_COMMANDS:
-            _run_training_command(argv)
-        elif argv[0] == "gan":
-            _gan(argv[1:])
-        elif argv[0] in commands:
-            commands[argv[0]](argv[1:])
-        else:
-            raise DeepChromeError(f"unknown command {argv[0]!r}; run `deepchrome --help`")
-    except DeepChromeError as error:
-        _exit_with(error)
-    except Exception as error:
-        # Config parsing (jsonargparse) wraps errors raised while instantiating classes.
-        user_error = _user_error_in_chain(error)
-        if user_error is None:
-            raise
-        _exit_with(user_error)
+        with output_level(verbosity):
+            if argv[0] in TRAINING_COMMANDS:
+                _run_training_command(argv, verbosity=verbosity)
+            elif argv[0] == "gan":
+                _gan(argv[1:], verbosity)
+            elif argv[0] == "download":
+                _download(argv[1:], verbosity)
+            elif argv[0] in commands:
+                commands[argv[0]](argv[1:])
+            else:
+                raise DeepChromeError(f"unknown command {argv[0]!r}; run `deepchrome --help`")
     except KeyboardInterrupt:
         print("deepchrome: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:
+        message = user_error_message(error)
+        if message is None:
+            traceback.print_exc()
+            print(REPORT, file=sys.stderr)
+            sys.exit(1)
+        _exit_with(message)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -9,8 +10,12 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 
@@ -312,3 +317,89 @@ def evaluate_best(trainer: pl.Trainer, model: ExpressionClassifier, datamodule) 
         "best_checkpoint": best or None,
     }
     return summary
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic: each checkpoint is saved under a temporary name
+    beside its target and renamed into place, so an interrupted save (disk full, killed process)
+    never leaves a truncated ``.ckpt`` and never destroys the previous ``last.ckpt``.
+
+    :func:`deepchrome.runs.instantiate` installs it as the trainer strategy's ``checkpoint_io``.
+    Remote paths (``s3://...``) keep Lightning's own writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        """Write ``checkpoint`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+        if "://" in os.fspath(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.filename is None:  # torch.save's own write errors name no file
+                exc.filename = str(path)
+            raise
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+class _RunMetricsWriter(ExperimentWriter):
+    """Lightning's ``metrics.csv`` writer that keeps an earlier run's rows when ``append`` is set
+    (Lightning's deletes the file when its folder is not empty)."""
+
+    def __init__(self, log_dir: str, append: bool = False) -> None:
+        self.append = append
+        super().__init__(log_dir)
+        if append and os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as handle:
+                header = next(csv.reader(handle), [])
+            # Rows added later are written under the union of the old and new columns.
+            self.metrics_keys = [key for key in header if key]
+
+    def _check_log_dir_exists(self) -> None:
+        if not self.append and os.path.isfile(self.metrics_file_path):
+            os.remove(self.metrics_file_path)  # a new run starts a new table
+
+
+class RunLogger(CSVLogger):
+    """The CSV logger of a run folder: ``metrics.csv`` directly in ``save_dir`` (no version folders).
+
+    A resumed run (``append=True``; :func:`deepchrome.runs.train` sets it for ``--ckpt_path``)
+    appends its epochs to the earlier rows instead of deleting them; a new run starts a new table.
+
+    Parameters
+    ----------
+    save_dir
+        The run folder.
+    append
+        Keep the rows of an existing ``metrics.csv`` and add to them.
+    """
+
+    def __init__(
+        self,
+        save_dir: str,
+        name: str = "",
+        version: str = "",
+        prefix: str = "",
+        flush_logs_every_n_steps: int = 100,
+        append: bool = False,
+    ) -> None:
+        super().__init__(save_dir, name=name, version=version, prefix=prefix,
+                         flush_logs_every_n_steps=flush_logs_every_n_steps)  # fmt: skip
+        self.append = append
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _RunMetricsWriter:
+        """The ``metrics.csv`` writer (created on first use)."""
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _RunMetricsWriter(self.log_dir, append=self.append)
+        return self._experiment

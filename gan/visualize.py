@@ -18,6 +18,7 @@ from deepchrome import files
 from deepchrome.checkpoints import load_classifier
 from deepchrome.data.inputs import concatenate, load_cells, model_input
 from deepchrome.data.signals import HistoneSignals
+from deepchrome.errors import DeepChromeError
 from deepchrome.interpret.figures import plt, save_figure
 from gan.checkpoint import check_compatible, gan_transform, load_gan
 from gan.generation import generate
@@ -31,21 +32,38 @@ def sample_release(
     """Write ``n_per_class`` generated genes per class as ``out/<cell>/classification/{train,valid,test}.csv``.
 
     Signals are mapped back to counts (inverse transform, rounded); genes are split in thirds per
-    class so every split is balanced. Gene ids are ``gan000001``...
+    class so every split is balanced. Gene ids are ``gan000001``... The files are written into a
+    temporary folder inside ``out`` and moved in at the end (:func:`deepchrome.files.staged_output`):
+    a failure leaves ``out`` as it was, and other files of an existing cell folder stay.
+
+    Raises
+    ------
+    DeepChromeError
+        If ``cell`` is not a plain name (``--cell ../x`` would write outside ``out``),
+        ``n_per_class`` < 1, ``seed`` < 0, ``out`` is a file, or the checkpoint is not a GAN's;
+        all before anything is written.
     """
     from deepchrome.data.release import write_release_csv
+    from deepchrome.files import check_out_folder, staged_output
+    from deepchrome.names import check_name
 
+    check_name(cell, "--cell", "cell name")
+    for option, value, least in (("--n", n_per_class, 1), ("--seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
+    check_out_folder(out)
     generator, meta = load_gan(checkpoint)
     signals, labels = generate(generator, meta, n_per_class, seed=seed)
     counts = gan_transform(meta).inverse(signals).clamp_min(0).round().numpy().astype(np.int32)
     rng = np.random.default_rng(seed)
     per_class = [rng.permutation(np.flatnonzero(labels == label)) for label in (0, 1)]
     gene_ids = np.array([f"gan{i + 1:06d}" for i in range(len(labels))])
-    for number, split in enumerate(("train", "valid", "test")):
-        chosen = np.sort(np.concatenate([index[number::3] for index in per_class]))
-        part = HistoneSignals(counts[chosen], labels[chosen], gene_ids[chosen], marks=tuple(meta["marks"]), cell=cell,
-                              split=split)  # fmt: skip
-        write_release_csv(part, Path(out) / cell / "classification" / f"{split}.csv")
+    with staged_output(out) as stage:
+        for number, split in enumerate(("train", "valid", "test")):
+            chosen = np.sort(np.concatenate([index[number::3] for index in per_class]))
+            part = HistoneSignals(counts[chosen], labels[chosen], gene_ids[chosen], marks=tuple(meta["marks"]),
+                                  cell=cell, split=split)  # fmt: skip
+            write_release_csv(part, stage / cell / "classification" / f"{split}.csv")
     return Path(out) / cell
 
 
@@ -222,7 +240,24 @@ def plot_combinatorial(grids: dict, levels: torch.Tensor, marks, path) -> list[P
 
 def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out, samples: int = 512,
               bootstrap: int = 50, seed: int = 0, levels: int = 5) -> dict:  # fmt: skip
-    """All GAN visualizations for one GAN + classifier pair; returns the ranked interactions."""
+    """All GAN visualizations for one GAN + classifier pair; returns the ranked interactions.
+
+    Written to a temporary folder inside ``out`` and moved in at the end: a failure leaves ``out``
+    as it was.
+
+    Raises
+    ------
+    DeepChromeError
+        For ``samples`` or ``bootstrap`` < 1, ``levels`` < 2, a negative seed, an ``out`` that is a
+        file, unreadable or incompatible checkpoints and unreadable data; all before writing.
+    """
+    from deepchrome.files import check_out_folder, staged_output
+
+    for option, value, least in (("--samples", samples, 1), ("--bootstrap", bootstrap, 1), ("levels", levels, 2),
+                                  ("--seed", seed, 0)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
+    final = check_out_folder(out)
     generator, meta = load_gan(gan_checkpoint)
     classifier, classifier_meta = load_classifier(classifier_checkpoint)
     check_compatible(
@@ -233,11 +268,19 @@ def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out
     test = concatenate(load_cells(root, cells, "test", marks, meta["n_bins"]))
     real = model_input(test.signals, transform)
     real_labels = torch.from_numpy(test.labels)
-    out = Path(out)
+    train = concatenate(load_cells(root, cells, "train", marks, meta["n_bins"])).signals
+    with staged_output(final) as stage:
+        summary = _draw_all(generator, meta, classifier, transform, marks, real, real_labels, train, stage, samples,
+                            bootstrap, seed, levels)  # fmt: skip
+    return summary
+
+
+def _draw_all(generator, meta, classifier, transform, marks, real, real_labels, train, out: Path, samples: int,
+              bootstrap: int, seed: int, levels: int) -> dict:  # fmt: skip
+    """The figures, tables and ``visualize.json`` of :func:`visualize`, written into ``out``."""
     fake, fake_labels = generate(generator, meta, max(samples, len(real) // 2), seed=seed)
     fake_labels = torch.from_numpy(fake_labels)
     plot_profiles(real, real_labels, fake, fake_labels, marks, out / "profiles")
-    train = concatenate(load_cells(root, cells, "train", marks, meta["n_bins"])).signals
     scale = model_input(train, transform).amax(dim=(0, 2))
     prototypes = {
         "GAN prior, high": gan_prototypes(generator, transform, classifier, 1, seed=seed),

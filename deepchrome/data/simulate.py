@@ -35,7 +35,7 @@ import numpy as np
 from deepchrome.data.release import write_release_csv
 from deepchrome.data.signals import DEEPCHROME_MARKS, SPLITS, HistoneSignals
 from deepchrome.errors import DeepChromeError
-from deepchrome.files import check_out_folder
+from deepchrome.files import check_out_folder, staged_output
 
 N_BINS = 100
 #: 1-based bins (inclusive) where each mark's planted signal lies.
@@ -226,7 +226,9 @@ def simulate_release(
 
     Writes ``out/<cell>/classification/{train,valid,test}.csv`` (genes split in thirds, the same
     split for every cell, as in the release), ``out/expression/<cell>.csv`` (``gene_id,value``,
-    expression on a linear scale) and ``out/ground_truth.json``.
+    expression on a linear scale) and ``out/ground_truth.json``, through a temporary folder inside
+    ``out`` that is moved in at the end (:func:`deepchrome.files.staged_output`): a failure
+    leaves ``out`` as it was, and files of ``out`` that the simulator does not write stay.
 
     Returns
     -------
@@ -244,21 +246,18 @@ def simulate_release(
     order = np.random.default_rng(seed + 1).permutation(n_genes)
     bounds = np.linspace(0, n_genes, len(SPLITS) + 1).round().astype(int)
     parts = {split: np.sort(order[bounds[i] : bounds[i + 1]]) for i, split in enumerate(SPLITS)}
-    for name, cell in cells.items():
-        for split, index in parts.items():
-            part = cell.subset(index)
-            part.split = split
-            write_release_csv(part, out / name / "classification" / f"{split}.csv")
-        expression_path = out / "expression" / f"{name}.csv"
-        expression_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = expression_path.with_suffix(".tmp")
-        with open(tmp, "w") as handle:
-            handle.write("gene_id,value\n")
-            for gene, value in zip(cell.gene_ids, np.exp(cell.expression), strict=True):
-                handle.write(f"{gene},{value:.6g}\n")
-        os.replace(tmp, expression_path)
     truth["splits"] = {split: [str(g) for g in cells[next(iter(cells))].gene_ids[idx]] for split, idx in parts.items()}
-    tmp = out / "ground_truth.json.tmp"
-    tmp.write_text(json.dumps(truth, indent=1))
-    os.replace(tmp, out / "ground_truth.json")
+    with staged_output(out) as stage:
+        for name, cell in cells.items():
+            for split, index in parts.items():
+                part = cell.subset(index)
+                part.split = split
+                write_release_csv(part, stage / name / "classification" / f"{split}.csv")
+            expression_path = stage / "expression" / f"{name}.csv"
+            expression_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(expression_path, "w") as handle:
+                handle.write("gene_id,value\n")
+                for gene, value in zip(cell.gene_ids, np.exp(cell.expression), strict=True):
+                    handle.write(f"{gene},{value:.6g}\n")
+        (stage / "ground_truth.json").write_text(json.dumps(truth, indent=1))
     return truth

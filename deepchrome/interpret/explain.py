@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +38,40 @@ def explain(
     ``log_odds`` [genes], ``gene_ids``, ``cells``, ``marks``), ``mark_importance.csv``,
     ``bin_attributions.csv``, per cell ``<cell>_heatmap`` and ``<cell>_marks`` figures, and
     ``gene_<id>`` figures for the chosen (or the most confidently high) genes. PNG + PDF + CSV each.
+    The outputs are written to a temporary folder inside ``out`` and moved in at the end
+    (:func:`deepchrome.files.staged_output`): a failure leaves ``out`` as it was.
 
     Returns
     -------
     dict
         Paths and the ranked marks.
+
+    Raises
+    ------
+    DeepChromeError
+        For an unknown method, ``n_steps`` < 1, ``gene_figures`` < 0, an ``out`` that is a file,
+        unreadable checkpoints or data, unknown cells or genes; all before anything is written.
     """
-    from deepchrome.interpret import figures
+    from deepchrome.files import check_out_folder, staged_output
 
     if method not in METHODS:
         raise DeepChromeError(f"unknown attribution method {method!r} (available: {', '.join(METHODS)})")
+    for option, value, least in (("--n-steps", n_steps, 1), ("--gene-figures", gene_figures, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
+    out = check_out_folder(out)
     classifier = Classifier.from_checkpoint(checkpoint)
     net, marks, transform = classifier.net, list(classifier.marks), classifier.transform
     check_cells(root, cells)
-    parts = load_cells(root, cells, split, marks, classifier.n_bins, cache_dir)
+    parts = []
+    for cell in cells:
+        part = load_cells(root, [cell], split, None, classifier.n_bins, cache_dir)[0]
+        if not set(marks) <= set(part.marks):
+            raise DeepChromeError(
+                f"{checkpoint}: checkpoint was trained on marks {', '.join(marks)}; cell {cell} has "
+                f"{', '.join(part.marks)}"
+            )
+        parts.append(part.select_marks(marks))
     stage = concatenate(parts)
     raw, gene_ids, cell_of = stage.signals, stage.gene_ids, stage.cell_of_gene
     if genes:
@@ -69,10 +90,25 @@ def explain(
         train = concatenate(load_cells(root, cells, "train", marks, classifier.n_bins, cache_dir)).signals
         mark_mean = model_input(train, transform).mean(dim=(0, 2))
     reference = make_baseline(x, baseline, zero_input=zero_input, mark_mean=mark_mean)
+    linear = None
+    if linear_checkpoint is not None:
+        linear_net, linear_meta = load_classifier(linear_checkpoint)
+        linear = linear_weights(linear_net, linear_meta["marks"])
+        if linear is None:
+            raise DeepChromeError(f"{linear_checkpoint} is not a LinearBaseline checkpoint")
     result = attribute(net, x, method=method, baseline=reference, n_steps=n_steps, noise_tunnel=noise_tunnel)
+    with staged_output(out) as stage:
+        numbers = _write_outputs(stage, result, raw, gene_ids, cell_of, marks, genes, gene_figures, linear, net)
+        summary = {"checkpoint": str(checkpoint), "method": method, "baseline": baseline, "n_steps": n_steps,
+                   **numbers, "out": str(out)}  # fmt: skip
+        files.write_json(stage / "explain.json", summary, indent=1)
+    return summary
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+
+def _write_outputs(out: Path, result, raw, gene_ids, cell_of, marks, genes, gene_figures, linear, net) -> dict:
+    """Write the arrays, tables and figures of :func:`explain` into ``out``; the summary's numbers."""
+    from deepchrome.interpret import figures
+
     with files.atomic_path(out / "attributions.npz") as tmp:
         np.savez_compressed(
             tmp, values=result.values, delta=result.delta if result.delta is not None else np.array([]),
@@ -84,12 +120,6 @@ def explain(
         # A poorly calibrated model can call every gene high; compare the halves instead.
         predicted_high = result.log_odds > np.median(result.log_odds)
         grouping = "upper vs lower half of P(high) (the model predicts one class for all genes)"
-    linear = None
-    if linear_checkpoint is not None:
-        linear_net, linear_meta = load_classifier(linear_checkpoint)
-        linear = linear_weights(linear_net, linear_meta["marks"])
-        if linear is None:
-            raise DeepChromeError(f"{linear_checkpoint} is not a LinearBaseline checkpoint")
     linear = linear if linear is not None else linear_weights(net, marks)
     ranked = None
     for cell in dict.fromkeys(cell_of):
@@ -108,18 +138,17 @@ def explain(
     shown = np.flatnonzero(np.isin(gene_ids, genes)) if genes else np.argsort(-result.log_odds)[:gene_figures]
     for i in shown[: max(gene_figures, len(genes or []))]:
         figures.plot_gene(raw[i], result.values[i], marks, gene_ids[i], cell_of[i], float(probability[i]),
-                          out / f"gene_{gene_ids[i]}")  # fmt: skip
-    summary = {
-        "checkpoint": str(checkpoint),
-        "method": method,
-        "baseline": baseline,
-        "n_steps": n_steps,
+                          out / _file_name(f"gene_{gene_ids[i]}"))  # fmt: skip
+    return {
         "genes": int(len(gene_ids)),
         "cells": list(dict.fromkeys(cell_of)),
         "ranked_marks": ranked,
         "grouping": grouping,
         "median_abs_delta": None if result.delta is None else float(np.median(np.abs(result.delta))),
-        "out": str(out),
     }
-    files.write_json(out / "explain.json", summary, indent=1)
-    return summary
+
+
+def _file_name(name: str) -> str:
+    """``name`` as a plain file name: characters other than letters, digits, '.', '_', '-' become '_'
+    (gene ids come from data files and could hold '/')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:150]

@@ -15,22 +15,34 @@ import pandas as pd  # noqa: E402
 
 
 def save_figure(fig, path: str | os.PathLike, table: pd.DataFrame | None = None) -> list[Path]:
-    """Write ``fig`` as ``path.png`` and ``path.pdf`` (and ``table`` as ``path.csv``); close it."""
+    """Write ``fig`` as ``path.png`` and ``path.pdf`` (and ``table`` as ``path.csv``); close it.
+
+    Each file is written under a temporary name and renamed into place: whole or not at all.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for suffix in (".png", ".pdf"):
-        target = path.with_suffix(suffix)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{suffix}")  # workers may share a folder
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.replace(tmp, target)
-        written.append(target)
-    plt.close(fig)
+    try:
+        for suffix in (".png", ".pdf"):
+            target = path.with_suffix(suffix)
+            written.append(_replace_with(target, lambda tmp: fig.savefig(tmp, dpi=150, bbox_inches="tight")))
+    finally:
+        plt.close(fig)
     if table is not None:
-        target = path.with_suffix(".csv")
-        table.to_csv(target, index=False)
-        written.append(target)
+        written.append(_replace_with(path.with_suffix(".csv"), lambda tmp: table.to_csv(tmp, index=False)))
     return written
+
+
+def _replace_with(target: Path, write) -> Path:
+    # The temporary name keeps the suffix (matplotlib picks the format from it); workers may share a folder.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
 
 
 def _tss_line(ax, n_bins: int) -> None:

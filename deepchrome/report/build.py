@@ -59,6 +59,8 @@ def default_root() -> Path:
         f"no real data at {candidates[0]} or {candidates[1]}: pass --root (a release root) and --cells, "
         "e.g. --root data/example --cells S01 S02"
     )
+
+
 MODELS = {
     "CNN, paper settings": ("deepchrome", {}),
     "CNN, recommended": ("deepchrome_fast", {}),
