@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from deepchrome.errors import DeepChromeError
-from deepchrome.sweep import check_distribution, load_sweep_config, set_path
+from deepchrome.sweep import check_distribution, duplicate_trials, load_sweep_config, set_path
 from tests.cli import run_cli
 from tests.conftest import REPO
 
@@ -51,7 +51,7 @@ def test_paths_and_distributions_are_validated(tmp_path):
     settings = load_sweep_config(sweep_config(tmp_path))
     assert settings["base"]["trainer"]["max_epochs"] == 2
     bad_path = sweep_config(tmp_path, "bad", space={"model.net.init_args.dropuot": {"float": [0, 1]}})
-    with pytest.raises(DeepChromeError, match="model.net.init_args.dropuot is not a path in the base config"):
+    with pytest.raises(DeepChromeError, match="model.net.init_args.dropuot is not a path in the config"):
         load_sweep_config(bad_path)
     for spec, message in [
         ({"float": [1, 0]}, "low 1 > high 0"),
@@ -116,6 +116,9 @@ def shared_study(storage, tmp_path, name):
     assert len({t.number for t in study.trials}) == len(study.trials)
     assert all(t.state != optuna.trial.TrialState.FAIL for t in study.trials)  # a second run of a trial would fail
     assert len({t.user_attrs["worker"] for t in complete}) == 2
+    # each worker seeds its draws per trial: the two never evaluate the same parameters
+    assert len({t.params["model.optimizer.init_args.lr"] for t in study.trials}) == len(study.trials)
+    assert duplicate_trials(study.trials) == []
 
 
 def killed_worker_is_retried(storage, tmp_path, name):
