@@ -7,16 +7,25 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
+from bench.bench_chaos import chaos_run, duplicates, experiment_config, same_results
 from deepchrome.data.datamodule import HistoneDataModule
-from deepchrome.sweep import duplicate_trials, make_sampler, make_storage, run_sweep, suggest
+from deepchrome.experiments.run import experiment_status, run_experiment
+from deepchrome.sweep import HEARTBEAT_ATTR, duplicate_trials, make_sampler, make_storage, run_sweep, suggest
 from tests.cli import run_cli
-from tests.test_sweep import sweep_config, worker
+from tests.conftest import REPO
+from tests.test_sweep import POSTGRES, sweep_config
+
+EPOCHS = 6
 
 
 # -- learning-curve subsets ------------------------------------------------------------------------
@@ -105,48 +114,148 @@ def test_bad_sweep_input_is_found_before_anything_is_written(tmp_path, extra, me
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "sweep").exists()
 
 
-def _wait_for_running(name: str, storage: str, timeout: float = 120) -> optuna.trial.FrozenTrial:
+def _wait_for_running(name: str, storage, timeout: float = 120, stop=None) -> optuna.trial.FrozenTrial | None:
+    """The first RUNNING trial whose objective has started (it has a ``config`` or ``started`` mark)."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        time.sleep(0.3)
+    while time.time() < deadline and not (stop is not None and stop.is_set()):
+        time.sleep(0.2)
         try:
             running = optuna.load_study(study_name=name, storage=storage).get_trials(
                 deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
             )
-        except KeyError:
+        except Exception:  # not created yet, or the database is busy with the worker's writes
             continue
-        if running:
-            return running[0]
-    raise AssertionError("no trial started")
+        started = [t for t in running if {"config", "started"} & set(t.user_attrs)]
+        if started:
+            return started[0]
+    return None
 
 
 def test_interrupted_sweep_worker_fails_its_trial(tmp_path):
+    """Ctrl-C mid-trial (in this process: Lightning turns it into sys.exit): the trial is FAILED."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    process = worker(sweep_config(tmp_path, name="int", epochs=400), storage, "--n-trials", "1")
-    running = _wait_for_running("int", storage)
-    time.sleep(1)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and "interrupted" in err
-    trial = optuna.load_study(study_name="int", storage=storage).trials[running.number]
+    done = threading.Event()
+
+    def interrupt() -> None:
+        if _wait_for_running("int", storage, stop=done) is not None and not done.is_set():
+            time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    handler = signal.getsignal(signal.SIGINT)
+    thread = threading.Thread(target=interrupt, daemon=True)
+    thread.start()
+    try:
+        result = run_cli("sweep", "--config", str(sweep_config(tmp_path, name="int", epochs=400)), "--storage",
+                         storage, "--n-trials", "1", "--sweep-dir", str(tmp_path / "sweep"), check=False)  # fmt: skip
+    finally:
+        done.set()
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C after the first
+    thread.join()
+    assert result.returncode == 130 and "interrupted" in result.stderr
+    (trial,) = optuna.load_study(study_name="int", storage=storage).trials
     assert trial.state == optuna.trial.TrialState.FAIL
-    assert trial.user_attrs["fail_reason"].startswith("interrupted")
+    assert trial.user_attrs["fail_reason"] == "interrupted (SystemExit)"
+
+
+VICTIM = """
+import sys, time, optuna, yaml
+from deepchrome.sweep import make_storage, suggest
+config = yaml.safe_load(open(sys.argv[1]))
+storage = make_storage(sys.argv[2], config["heartbeat_interval"], config["grace_period"], config.get("max_retry", 2))
+study = optuna.create_study(study_name=config["study_name"], storage=storage, direction="maximize")
+def objective(trial):
+    suggest(trial, config["search_space"])
+    trial.set_user_attr("started", True)
+    time.sleep(600)
+study.optimize(objective, n_trials=1)
+"""
 
 
 def test_journal_storage_recovers_a_killed_worker(tmp_path):
-    """SIGKILL a sweep worker on a journal file: the next worker fails its trial and runs the retry."""
+    """SIGKILL a worker mid-trial on a journal file (a bare optuna worker, quick to start): the next
+    sweep worker fails its trial and runs the retry."""
     storage = f"journal:///{tmp_path / 'study.log'}"
-    victim = worker(sweep_config(tmp_path, name="journal", epochs=400), storage, "--n-trials", "1",
-                    "--sweep-dir", str(tmp_path / "a"))  # fmt: skip
+    config = sweep_config(tmp_path, name="journal", epochs=2)
+    victim = subprocess.Popen([sys.executable, "-c", VICTIM, str(config), storage], cwd=REPO)
     killed = _wait_for_running("journal", make_storage(storage, heartbeat_interval=None))
-    time.sleep(1.5)
+    assert killed is not None, "the victim never started its trial"
+    time.sleep(1.5)  # heartbeats recorded (interval 1 s)
+    beats = make_storage(storage, heartbeat_interval=None).get_trial(killed._trial_id).system_attrs
+    assert HEARTBEAT_ATTR in beats
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     time.sleep(2.5)  # the config's grace period (2 s) without a heartbeat
-    summary = run_sweep(sweep_config(tmp_path, name="journal", epochs=2), n_trials=1, storage=storage,
-                        sweep_dir=tmp_path / "b")  # fmt: skip
+    summary = run_sweep(config, n_trials=1, storage=storage, sweep_dir=tmp_path / "sweep")
     study = optuna.load_study(study_name="journal", storage=make_storage(storage, heartbeat_interval=None))
     assert study.trials[killed.number].state == optuna.trial.TrialState.FAIL
     retries = [t for t in study.trials if t.user_attrs.get("retry_of") == killed.number]
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
     assert retries[0].params == killed.params and summary["duplicates"] == 0
+
+
+# -- experiments: the job table, a failed job, and the chaos run ------------------------------------
+TARGETS = ["S01", "S02", "S03"]  # families single + size (0.5, 1.0): 6 jobs
+KEYS = ["family", "target", "selection", "test_cell", "curve", "x"]
+
+
+@pytest.fixture(scope="module")
+def clean(simulated, tmp_path_factory):
+    """The reference: one worker, no failures (results.csv's folder)."""
+    out = tmp_path_factory.mktemp("clean")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEEPCHROME_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "deepchrome-cache"))
+        summary = run_experiment(experiment_config(out, simulated, "clean", epochs=EPOCHS, targets=TARGETS), out=out)
+    assert summary["finished"] == summary["jobs"] == 6 and summary["failed"] == 0
+    return out
+
+
+def test_failed_job_is_reported_then_completes_on_rerun(simulated, clean, tmp_path):
+    marker, out = tmp_path / "failed", tmp_path / "out"
+
+    def config(attempts: int):
+        return experiment_config(tmp_path, simulated, "e", fail=(marker, ["S02"]), epochs=EPOCHS, targets=TARGETS,
+                                 max_attempts=attempts)  # fmt: skip
+
+    first = run_experiment(config(1), out=out)
+    assert (first["finished"], first["failed"]) == (5, 1)
+    summary = (out / "summary.md").read_text()
+    assert "## Failed jobs" in summary and "1 attempts, last error: RuntimeError: injected failure" in summary
+    status = run_cli("experiment", "--config", str(config(1)), "--out", str(out), "--status").stdout
+    assert "6 jobs: 5 done, 0 running, 0 pending, 1 failed" in status and "| FAILED | 1 | linear | S02 |" in status
+    second = run_experiment(config(2), out=out)  # a rerun allowing two attempts retries it
+    assert (second["finished"], second["failed"]) == (6, 0)
+    table = experiment_status(config(2), out=out)
+    assert set(table.state) == {"DONE"} and sorted(table.attempts) == [1, 1, 1, 1, 1, 2]
+    assert table.error.notna().sum() == 1  # the retried job keeps its first attempt's error
+    assert same_results(clean / "results.csv", out / "results.csv") == (True, 12)  # 4 rows per target
+    trials = len(optuna.load_study(study_name="e", storage=f"sqlite:///{out / 'jobs.db'}").trials)
+    third = run_cli("experiment", "--config", str(config(2)), "--out", str(out))
+    assert "6 jobs (6 finished before, 0 to run)" in third.stdout  # done jobs never run again
+    assert len(optuna.load_study(study_name="e", storage=f"sqlite:///{out / 'jobs.db'}").trials) == trials
+
+
+def chaos(storage: str, simulated, clean, tmp_path, name: str) -> None:
+    """3 workers, one SIGKILLed mid-job, one job failing once: every job once, the clean run's AUROCs."""
+    config = experiment_config(tmp_path, simulated, name, fail=(tmp_path / "failed", ["S02"]), epochs=EPOCHS,
+                               targets=TARGETS)  # fmt: skip
+    run = chaos_run(config, tmp_path / "out", storage, workers=3, timeout=300)
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(results) == 12 and not results.duplicated(KEYS).any()
+    assert same_results(clean / "results.csv", tmp_path / "out" / "results.csv") == (True, 12)
+    table = experiment_status(config, out=tmp_path / "out", storage=storage).set_index("job")
+    assert set(table.state) == {"DONE"} and table.loc[run["killed_job"], "attempts"] >= 2
+    study = optuna.load_study(study_name=name, storage=make_storage(storage, heartbeat_interval=None))
+    killed = study.trials[run["killed"]]
+    assert killed.state == optuna.trial.TrialState.FAIL and "error" not in killed.user_attrs  # lost, not raised
+    errors = [t.user_attrs.get("error", "") for t in study.trials]
+    assert sum(e.startswith("RuntimeError: injected failure") for e in errors) == 1
+    assert duplicates(storage, name)["results"] == 0
+
+
+def test_chaos_sqlite(simulated, clean, tmp_path):
+    chaos(f"sqlite:///{tmp_path / 'jobs.db'}", simulated, clean, tmp_path, "chaos")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: .ci/run starts one and sets DEEPCHROME_TEST_POSTGRES")
+def test_chaos_postgres(simulated, clean, tmp_path):
+    chaos(POSTGRES, simulated, clean, tmp_path, f"chaos-{os.getpid()}-{time.time_ns()}")
