@@ -209,6 +209,23 @@ def clean(simulated, tmp_path_factory):
     return out
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"size": {"fractions": [0.1, 1.5]}}, "size.fractions has 1.5; expected in (0, 1]"),
+        ({"size": {"fractions": [0, 0.5]}}, "size.fractions has 0; expected in (0, 1]"),
+        ({"size": {"n_cells": [0]}}, "size.n_cells has 0; expected whole numbers >= 1"),
+        ({"max_attempts": 0}, "max_attempts must be a whole number >= 1, got 0"),
+        ({"overrides": {"model.net.class_path": "deepchrome.models.Nope"}}, "model 'linear' cannot be built"),
+    ],
+)
+def test_bad_experiment_input_is_found_before_anything_is_written(simulated, tmp_path, extra, message):
+    config = experiment_config(tmp_path, simulated, "bad", **extra)
+    result = run_cli("experiment", "--config", str(config), "--out", str(tmp_path / "out"), check=False)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
 def test_failed_job_is_reported_then_completes_on_rerun(simulated, clean, tmp_path):
     marker, out = tmp_path / "failed", tmp_path / "out"
 
