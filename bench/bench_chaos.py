@@ -1,7 +1,7 @@
 """Chaos run of the experiment job table: several workers, one SIGKILLed mid-job, one job failing once.
 
 1. A clean run: one ``deepchrome experiment`` worker on simulated cells.
-2. The chaos run, per storage (SQLite; PostgreSQL with ``--postgres URL`` or
+2. The chaos run, per storage (SQLite, a journal file; PostgreSQL with ``--postgres URL`` or
    ``$DEEPCHROME_TEST_POSTGRES``): ``--workers`` ``deepchrome experiment`` processes share one
    study; the first job one of them starts is killed with SIGKILL, and a training of
    ``--fail-cell`` raises once (:class:`FailOnce`, a Lightning callback in the model config).
@@ -207,7 +207,7 @@ def main() -> None:
         print(f"\n{args.cells} simulated cells x {args.genes} genes, {jobs} jobs (linear, {args.epochs} epochs), "
               f"{os.cpu_count()} cores, load average {load:.1f} before the runs")  # fmt: skip
         print(f"clean run, 1 worker (SQLite): {clean_seconds:.0f} s")
-        storages = {"sqlite": f"sqlite:///{tmp / 'chaos.db'}"}
+        storages = {"sqlite": f"sqlite:///{tmp / 'chaos.db'}", "journal": f"journal:///{tmp / 'chaos.log'}"}
         if args.postgres:
             storages["postgresql"] = args.postgres
         for kind, storage in storages.items():

@@ -584,6 +584,10 @@ class SweepResult:
     def __contains__(self, key: str) -> bool:
         return key in self.summary
 
+    def get(self, key: str, default=None):
+        """``summary.get(key, default)``: a SweepResult reads like the summary dict."""
+        return self.summary.get(key, default)
+
     @property
     def dir(self) -> Path:
         """The sweep folder (``trials.csv``, ``best/``, figures)."""

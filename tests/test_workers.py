@@ -190,7 +190,7 @@ def test_journal_storage_recovers_a_killed_worker(tmp_path):
     assert study.trials[killed.number].state == optuna.trial.TrialState.FAIL
     retries = [t for t in study.trials if t.user_attrs.get("retry_of") == killed.number]
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
-    assert retries[0].params == killed.params and summary["duplicates"] == 0
+    assert retries[0].params == killed.params and summary.get("duplicates") == 0 and summary.get("x", 7) == 7
 
 
 # -- experiments: the job table, a failed job, and the chaos run ------------------------------------
@@ -249,6 +249,9 @@ def test_failed_job_is_reported_then_completes_on_rerun(simulated, clean, tmp_pa
     third = run_cli("experiment", "--config", str(config(2)), "--out", str(out))
     assert "6 jobs (6 finished before, 0 to run)" in third.stdout  # done jobs never run again
     assert len(optuna.load_study(study_name="e", storage=f"sqlite:///{out / 'jobs.db'}").trials) == trials
+    other = experiment_config(tmp_path, simulated, "e", epochs=EPOCHS, targets=["S01"])  # job ids mean other jobs
+    refused = run_cli("experiment", "--config", str(other), "--out", str(out), check=False)
+    assert refused.returncode == 2 and "holds the jobs of another plan" in refused.stderr
 
 
 def chaos(storage: str, simulated, clean, tmp_path, name: str) -> None:

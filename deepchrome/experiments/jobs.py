@@ -158,17 +158,19 @@ class JobTable:
         The plan's jobs (the trial parameter ``job`` indexes it).
     max_attempts
         Attempts per job before it is reported FAILED.
+    adopt
+        Record the plan's fingerprint on a study that has none (a new study); ``False`` only reads.
     """
 
-    def __init__(self, study: optuna.Study, jobs: list[dict], max_attempts: int = 3) -> None:
+    def __init__(self, study: optuna.Study, jobs: list[dict], max_attempts: int = 3, adopt: bool = True) -> None:
         self.study = study
         self.jobs = jobs
         self.max_attempts = max_attempts
         self.storage = study._storage  # popping a WAITING trial is a storage operation
         self.distribution = CategoricalDistribution(list(range(len(jobs))))
-        self.check_plan()
+        self.check_plan(adopt)
 
-    def check_plan(self) -> None:
+    def check_plan(self, adopt: bool = True) -> None:
         """Record the plan's fingerprint on the study, or refuse a study made for another plan.
 
         Raises
@@ -178,7 +180,7 @@ class JobTable:
         """
         fingerprint = plan_fingerprint(self.jobs)
         have = self.study.user_attrs.get(PLAN_ATTR)
-        if have is None:
+        if have is None and adopt:
             self.study.set_user_attr(PLAN_ATTR, fingerprint)
         elif have != fingerprint:
             raise DeepChromeError(

@@ -156,7 +156,7 @@ def open_job_table(settings: dict, jobs: list[dict], storage_url: str, create: b
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:
             raise DeepChromeError(f"no experiment {name!r} in {storage_url} yet: run it first") from None
-    return JobTable(study, jobs, settings["max_attempts"])
+    return JobTable(study, jobs, settings["max_attempts"], adopt=create)
 
 
 def experiment_status(
