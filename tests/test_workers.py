@@ -279,3 +279,15 @@ def test_chaos_sqlite(simulated, clean, tmp_path):
 @pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: .ci/run starts one and sets DEEPCHROME_TEST_POSTGRES")
 def test_chaos_postgres(simulated, clean, tmp_path):
     chaos(POSTGRES, simulated, clean, tmp_path, f"chaos-{os.getpid()}-{time.time_ns()}")
+
+
+def test_validation_objectives_are_read_at_the_best_epoch(tmp_path):
+    """val_loss is not in a run's metrics.json: the sweep reads it from metrics.csv at the best epoch."""
+    config = sweep_config(tmp_path, name="loss", epochs=3, objective="val_loss", direction="minimize",
+                          space={"model.net.init_args.aggregate": {"categorical": ["max"]}},
+                          sampler={"name": "grid", "seed": 0})  # fmt: skip
+    summary = run_sweep(config, sweep_dir=tmp_path / "sweep")
+    best = pd.read_json(tmp_path / "sweep" / "best" / "trial_metrics.json", typ="series")
+    logged = pd.read_csv(tmp_path / "sweep" / "trials" / "0000" / "metrics.csv").dropna(subset=["val_loss"])
+    assert summary.best_value == logged.loc[logged.epoch == best["best_epoch"], "val_loss"].iloc[-1]
+    assert summary.best_value != best["val_auroc"]  # a loss, not the checkpoint's AUROC
