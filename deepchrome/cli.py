@@ -396,6 +396,15 @@ def _explain(argv: list[str]) -> None:
     print(f"outputs: {args.out}")
 
 
+STORAGE_HELP = (
+    "optuna storage URL shared by the workers. sqlite:///FILE: workers on one machine (or a local disk); "
+    "postgresql://user:pass@host/db: workers on many machines; journal:///FILE: a log file on a shared disk, "
+    "for file systems with working file locks. All three record heartbeats: a worker that stops sending them "
+    "(killed, machine lost) has its trial failed after the grace period and retried by another worker "
+    "(journal heartbeats compare the machines' clocks: keep them in time)"
+)
+
+
 def _sweep(argv: list[str]) -> None:
     parser = _ArgumentParser(
         prog="deepchrome sweep", description="optuna sweep over a training config, on a shareable study."
@@ -406,8 +415,7 @@ def _sweep(argv: list[str]) -> None:
     parser.add_argument(
         "--complete-trials", type=_whole(1), help="all workers stop once the study has N complete trials"
     )
-    parser.add_argument("--storage", help="optuna storage URL (default: sqlite file in the sweep folder), e.g. "
-                        "postgresql://user:pass@host/db or journal:///shared/study.log")  # fmt: skip
+    parser.add_argument("--storage", help=f"{STORAGE_HELP} (default: SQLite in the sweep folder)")
     parser.add_argument("--study-name", help="override the config's study_name")
     parser.add_argument("--sweep-dir", help="output folder (default runs/sweeps/<study_name>)")
     args = parser.parse_args(argv)
@@ -418,7 +426,7 @@ def _sweep(argv: list[str]) -> None:
                         sweep_dir=args.sweep_dir, study_name=args.study_name,
                         complete_trials=args.complete_trials)  # fmt: skip
     states = ", ".join(f"{v} {k.lower()}" for k, v in summary["trials"].items() if v)
-    print(f"study {summary['study_name']}: {states or 'no trials'}")
+    print(f"study {summary['study_name']}: {states or 'no trials'}; {summary['duplicates']} duplicate parameter sets")
     if "best_value" in summary:
         print(f"best trial {summary['best_trial']}: {summary['best_value']:.4f} {summary['best_params']}")
         print(f"best config: {summary['best_config']} (deepchrome fit --config {summary['best_config']})")
@@ -428,14 +436,28 @@ def _experiment(argv: list[str]) -> None:
     parser = _ArgumentParser(prog="deepchrome experiment", description="Cross-cell experiments.")
     parser.add_argument("--config", required=True, help="experiment config (configs/experiments/*.yaml)")
     parser.add_argument("--out", help="output folder (default runs/experiments/<study_name>)")
-    parser.add_argument("--storage", help="optuna storage shared by workers (default: SQLite in --out)")
+    parser.add_argument("--storage", help=f"{STORAGE_HELP} (default: SQLite in --out)")
     parser.add_argument("--n-jobs", type=_whole(0), help="jobs for this worker (0: only write results)")
+    parser.add_argument("--status", action="store_true",
+                        help="print the job table (state, attempts, last error per job) and exit")  # fmt: skip
     args = parser.parse_args(argv)
     _check_out(args.out)
-    from deepchrome.experiments import run_experiment
+    from deepchrome.experiments.run import experiment_status, run_experiment
 
+    if args.status:
+        from deepchrome.experiments.summary import markdown_table
+
+        table = experiment_status(args.config, out=args.out, storage=args.storage)
+        shown = table[["job", "state", "attempts", "model", "train_cells", "train_fraction", "test_cells", "error"]]
+        print(markdown_table(shown.assign(error=shown.error.fillna("").str.slice(0, 100))))
+        counts = table.state.value_counts()
+        print(f"{len(table)} jobs: " + ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in
+                                                 ("DONE", "RUNNING", "PENDING", "FAILED")))  # fmt: skip
+        return
     summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs)
     print(f"{summary['finished']}/{summary['jobs']} jobs finished, {summary['skipped']} combinations skipped")
+    if summary["failed"]:
+        print(f"{summary['failed']} jobs failed on every attempt: see {summary['out']}/summary.md or --status")
     print(summary["sentence"])
     print(f"results: {summary['out']}/results.csv, summary: {summary['out']}/summary.md")
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from deepchrome.errors import DeepChromeError
-from deepchrome.sweep import check_distribution, load_sweep_config, set_path
+from deepchrome.sweep import check_distribution, duplicate_trials, load_sweep_config, set_path
 from tests.cli import run_cli
 from tests.conftest import REPO
 
@@ -116,6 +116,9 @@ def shared_study(storage, tmp_path, name):
     assert len({t.number for t in study.trials}) == len(study.trials)
     assert all(t.state != optuna.trial.TrialState.FAIL for t in study.trials)  # a second run of a trial would fail
     assert len({t.user_attrs["worker"] for t in complete}) == 2
+    # each worker seeds its draws per trial: the two never evaluate the same parameters
+    assert len({t.params["model.optimizer.init_args.lr"] for t in study.trials}) == len(study.trials)
+    assert duplicate_trials(study.trials) == []
 
 
 def killed_worker_is_retried(storage, tmp_path, name):

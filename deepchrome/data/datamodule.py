@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 
@@ -151,7 +152,14 @@ class HistoneDataModule(pl.LightningDataModule):
         marks = self.requested_marks if self.requested_marks is not None else getattr(self, "marks", None)
         return load_cells(self.root, [cell], split, marks, getattr(self, "n_bins", None), self.cache_dir)[0]
 
-    def _subsample(self, signals: HistoneSignals, cell_number: int) -> HistoneSignals:
+    def _subsample(self, signals: HistoneSignals, cell_number: int | None = None) -> HistoneSignals:
+        """The training genes of one cell that ``train_fraction`` / ``n_train_genes`` keep.
+
+        Each gene gets a key from a hash of (``seed``, cell name, gene id) and the genes with the
+        smallest keys are kept. A gene's inclusion therefore depends only on those three, never on
+        the cell's position in ``train_cells`` (``cell_number`` is not used), and smaller subsets
+        are nested in larger ones: the 10% genes are among the 25% genes, which are among the 50%.
+        """
         n = signals.n_genes
         keep = n
         if self.n_train_genes is not None:
@@ -160,8 +168,10 @@ class HistoneDataModule(pl.LightningDataModule):
             keep = min(keep, max(1, int(round(self.train_fraction * n))))
         if keep == n:
             return signals
-        rng = np.random.default_rng([self.seed, cell_number])
-        return signals.subset(np.sort(rng.choice(n, size=keep, replace=False)))
+        prefix = f"{self.seed}\0{signals.cell}\0".encode()
+        keys = [hashlib.blake2b(prefix + str(gene).encode(), digest_size=8).digest() for gene in signals.gene_ids]
+        order = sorted(range(n), key=lambda i: (keys[i], str(signals.gene_ids[i])))
+        return signals.subset(np.sort(np.asarray(order[:keep], dtype=np.int64)))
 
     def stage_data(self, cells: list[str], split: str, subsample: bool = False) -> StageData:
         """Load and concatenate one split of several cells.

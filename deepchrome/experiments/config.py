@@ -17,7 +17,8 @@ SELECTIONS = ("target_val", "strict")
 
 
 EXPERIMENT_KEYS = ("root", "models", "overrides", "families", "selection", "targets", "k_random", "thresholds",
-                   "size", "seed", "expression_dir", "study_name")  # fmt: skip
+                   "size", "seed", "expression_dir", "study_name", "max_attempts", "heartbeat_interval",
+                   "grace_period", "margin")  # fmt: skip
 
 
 def load_experiment_config(source: str | os.PathLike | dict) -> dict:
@@ -27,9 +28,11 @@ def load_experiment_config(source: str | os.PathLike | dict) -> dict:
     Raises
     ------
     DeepChromeError
-        For unknown families, selections or cells, thresholds outside [-1, 1], missing files.
+        For unknown families, selections or cells, thresholds outside [-1, 1], learning-curve
+        fractions outside (0, 1], bad attempt or heartbeat settings, missing files.
     """
     from deepchrome.data.release import list_cells
+    from deepchrome.sweep import check_storage_settings
 
     if isinstance(source, dict):
         raw, path, folder = copy.deepcopy(source), "experiment config", Path.cwd()
@@ -70,6 +73,14 @@ def load_experiment_config(source: str | os.PathLike | dict) -> dict:
             raise DeepChromeError(f"{path}: thresholds.{name} = {value!r}, expected a number in [-1, 1]")
     if thresholds["somewhat"] > thresholds["high"]:
         raise DeepChromeError(f"{path}: thresholds.somewhat ({thresholds['somewhat']}) > thresholds.high")
+    margin = raw.get("margin", 0.01)
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 < margin < 1:
+        raise DeepChromeError(f"{path}: margin = {margin!r}, expected a test-AUROC difference in (0, 1), e.g. 0.01")
+    size = {"fractions": [0.1, 0.25, 0.5, 1.0], "n_cells": [1, 2, 4], **(raw.get("size") or {})}
+    check_size(size, path)
+    workers = {"max_attempts": raw.get("max_attempts", 3), "heartbeat_interval": raw.get("heartbeat_interval", 10),
+               "grace_period": raw.get("grace_period")}  # fmt: skip
+    check_storage_settings(workers, path)
     expression_dir = raw.get("expression_dir")
     return {
         "root": root,
@@ -80,8 +91,27 @@ def load_experiment_config(source: str | os.PathLike | dict) -> dict:
         "targets": targets,
         "k_random": int(raw.get("k_random", 2)),
         "thresholds": thresholds,
-        "size": {"fractions": [0.1, 0.25, 0.5, 1.0], "n_cells": [1, 2, 4], **(raw.get("size") or {})},
+        "size": size,
         "seed": int(raw.get("seed", 0)),
+        "margin": float(margin),
         "expression_dir": Path(absolute_input(expression_dir, folder)) if expression_dir else root / "expression",
         "study_name": raw.get("study_name", Path(str(source)).stem if not isinstance(source, dict) else "experiment"),
+        **workers,
     }
+
+
+def check_size(size: dict, where: str) -> None:
+    """Raise unless ``size`` has only ``fractions`` (each in (0, 1]) and ``n_cells`` (whole numbers >= 1)."""
+    unknown = sorted(set(size) - {"fractions", "n_cells"})
+    if unknown:
+        raise DeepChromeError(f"{where}: size: unknown key(s) {', '.join(unknown)} (known: fractions, n_cells)")
+    for key, good, expected in (
+        ("fractions", lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1, "in (0, 1]"),
+        ("n_cells", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "whole numbers >= 1"),
+    ):
+        values = size[key]
+        if not isinstance(values, list) or not values:
+            raise DeepChromeError(f"{where}: size.{key} must be a non-empty list, got {values!r}")
+        bad = [v for v in values if not good(v)]
+        if bad:
+            raise DeepChromeError(f"{where}: size.{key} has {bad[0]!r}; expected {expected}")

@@ -10,8 +10,9 @@ import pandas as pd
 from deepchrome import files
 
 
-def write_results(study, jobs, rows, skipped, settings, correlation, source, out: Path) -> dict:
-    """results.csv, summary.csv/summary.md and figures from the finished jobs."""
+def write_results(study, jobs, rows, skipped, settings, correlation, source, out: Path, failed_jobs=None) -> dict:
+    """results.csv, summary.csv/summary.md and figures from the finished jobs; ``failed_jobs`` (job
+    table rows out of attempts: job, model, train_cells, attempts, error) are listed in summary.md."""
     finished = finished_jobs(study)
     records = []
     for row in rows:
@@ -51,6 +52,12 @@ def write_results(study, jobs, rows, skipped, settings, correlation, source, out
     if skipped:
         lines += ["## Skipped", ""] + [
             f"- {s['family']} / {s['target']} / {s['model']}: {s['reason']}" for s in skipped
+        ]
+    if failed_jobs:
+        lines += ["", "## Failed jobs", ""] + [
+            f"- job {j['job']} ({j['model']}, train {j['train_cells']}): {j['attempts']} attempts, "
+            f"last error: {j['error']}"
+            for j in failed_jobs
         ]
     files.write_text(out / "summary.md", "\n".join(lines) + "\n")
     if len(results):
