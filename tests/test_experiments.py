@@ -178,6 +178,8 @@ def test_two_targets_are_inconclusive_whatever_the_p_value():
         ({"targets": ["S09"]}, "target cell(s) S09 not in"),
         ({"thresholds": {"high": 1.5}}, "thresholds.high = 1.5, expected a number in [-1, 1]"),
         ({"families": ["everything"]}, "unknown famil(ies) everything"),
+        ({"margin": 0}, "margin = 0, expected a test-AUROC difference in (0, 1)"),
+        ({"margin": "small"}, "margin = 'small', expected a test-AUROC difference in (0, 1)"),
     ],
 )
 def test_bad_input(simulated, tmp_path, extra, message):
