@@ -385,8 +385,9 @@ def _checkpoint_state(run_dir: Path) -> dict[str, tuple[int, int]]:
 
 @contextlib.contextmanager
 def _guarded_run_folder(run_dir: Path, overwrite: bool, enabled: bool = True):
-    """Move an overwritten run's files aside, and put the folder back as it was if the block
-    fails before writing a checkpoint (a fit that wrote some keeps them, to resume)."""
+    """Move an overwritten run's files aside, and put the folder back as it was if the block fails:
+    always when it was to replace a finished run (``overwrite``), else if it wrote no checkpoint yet
+    (a new fit that wrote some keeps them, to resume)."""
     if not enabled:
         yield
         return
@@ -406,7 +407,13 @@ def _guarded_run_folder(run_dir: Path, overwrite: bool, enabled: bool = True):
         yield
         discard = True
     except BaseException:
-        if _checkpoint_state(run_dir) != checkpoints:
+        if aside is not None:
+            # --overwrite that did not finish (an error, Ctrl-C): the finished run it was to replace
+            # is worth more than the new run's first checkpoints, so the folder goes back as it was
+            with contextlib.suppress(OSError):
+                _restore(run_dir, present, kept, aside)
+            logger.warning("the fit did not finish: %s holds the run it was to replace, as before", run_dir)
+        elif _checkpoint_state(run_dir) != checkpoints:
             discard = True
             logger.warning("the checkpoints written before the failure are kept in %s: resume with --ckpt_path last",
                            run_dir / "checkpoints")  # fmt: skip
@@ -452,6 +459,9 @@ def evaluate(
     """
     if stage not in STAGES:
         raise DeepChromeError(f"unknown stage {stage!r} (available: {', '.join(STAGES)})")
+    if ckpt_path is None:
+        # Lightning would score the config's untrained network and report it as if it were a model
+        raise DeepChromeError(f"{stage} needs --ckpt_path: a checkpoint written by deepchrome fit (or 'last')")
     config, run_dir = prepare_config(config, run_dir, log=False)
     check_out_folder(run_dir, RUN_DIR_OPTION)
     ckpt_path = check_ckpt_path(_run_checkpoint(ckpt_path, run_dir), "gan" if gan else "classifier")

@@ -45,6 +45,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from deepchrome import files
 from deepchrome.config import apply_overrides, check_path, config_path, load_config, read_yaml, set_path
 from deepchrome.errors import DeepChromeError
+from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
 DISTRIBUTIONS = ("float", "int", "categorical")
@@ -633,6 +634,8 @@ def run_sweep(
     settings = load_sweep_config(config)
     if study_name:
         settings["study_name"] = study_name
+    if sweep_dir is None:  # the study name becomes a folder name: it must not lead elsewhere
+        check_name(str(settings["study_name"]), "study_name", "study name")
     check_trial_configs(settings, str(config) if not isinstance(config, dict) else "sweep config")
     sweep_dir = Path(sweep_dir or Path("runs") / "sweeps" / settings["study_name"])
     if storage:  # reached before the sweep folder is made: an unreachable database leaves nothing behind

@@ -305,6 +305,40 @@ def test_a_failing_overwrite_puts_the_old_run_back(fitted, tmp_path, monkeypatch
     assert not (tmp_path / "new").exists()
 
 
+def test_an_interrupted_overwrite_puts_the_finished_run_back(fitted, tmp_path):
+    import signal
+
+    import lightning.pytorch as pl
+
+    import deepchrome
+
+    class Interrupt(pl.Callback):
+        # Ctrl-C in the second epoch, after the new run wrote its first checkpoints
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    shutil.copytree(fitted, run)
+    before = snapshot(run)
+    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT after an interrupt
+    quiet = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False, "trainer.max_epochs": 5}
+    try:
+        with pytest.raises(SystemExit):
+            deepchrome.fit("linear", quiet, run_dir=run, overwrite=True, callbacks=[Interrupt()])
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert snapshot(run) == before
+    assert hidden(run) == []
+
+
+def test_evaluating_without_a_checkpoint_is_refused(tmp_path):
+    for stage in ("predict", "test", "validate"):
+        result = run_cli(stage, "--config", "linear", "--trainer.default_root_dir", str(tmp_path / stage), check=False)
+        assert_refused(result, f"{stage} needs --ckpt_path: a checkpoint written by deepchrome fit")
+        assert not (tmp_path / stage).exists()
+
+
 def test_resume_appends_to_metrics_csv(tmp_path):
     run = tmp_path / "run"
     common = ["fit", "--config", "linear", "--trainer.default_root_dir", str(run), *FAST]

@@ -19,6 +19,7 @@ import pytest
 
 from bench.bench_chaos import chaos_run, duplicates, experiment_config, same_results
 from deepchrome.data.datamodule import HistoneDataModule
+from deepchrome.errors import DeepChromeError
 from deepchrome.experiments.run import experiment_status, run_experiment
 from deepchrome.sweep import HEARTBEAT_ATTR, duplicate_trials, make_sampler, make_storage, run_sweep, suggest
 from tests.cli import run_cli
@@ -291,3 +292,18 @@ def test_validation_objectives_are_read_at_the_best_epoch(tmp_path):
     logged = pd.read_csv(tmp_path / "sweep" / "trials" / "0000" / "metrics.csv").dropna(subset=["val_loss"])
     assert summary.best_value == logged.loc[logged.epoch == best["best_epoch"], "val_loss"].iloc[-1]
     assert summary.best_value != best["val_auroc"]  # a loss, not the checkpoint's AUROC
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/elsewhere", ""])
+def test_a_study_name_that_leads_elsewhere_is_refused(tmp_path, monkeypatch, name):
+    from deepchrome.experiments import run_experiment
+    from deepchrome.sweep import run_sweep
+
+    monkeypatch.chdir(tmp_path)
+    sweep = {"base_config": "linear", "search_space": {"data.transform": {"categorical": ["log1p"]}},
+             "sampler": {"name": "grid"}, "pruner": {"name": "none"}, "study_name": name}  # fmt: skip
+    with pytest.raises(DeepChromeError, match="a study name must be a plain name|must not be empty"):
+        run_sweep(sweep, n_trials=0)
+    with pytest.raises(DeepChromeError, match="a study name must be a plain name|must not be empty"):
+        run_experiment({"families": ["single"], "study_name": name}, n_jobs=0)
+    assert list(tmp_path.iterdir()) == []

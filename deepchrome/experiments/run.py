@@ -16,6 +16,7 @@ from deepchrome.experiments.config import load_experiment_config
 from deepchrome.experiments.jobs import DONE, FAILED, PENDING, RUNNING, STATES, JobTable, status_rows
 from deepchrome.experiments.plan import cell_correlations, plan_jobs
 from deepchrome.experiments.summary import write_results
+from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def run_experiment(
     check_models(settings)
     correlation, source = cell_correlations(settings["root"], settings["cells"], settings["expression_dir"])
     jobs, rows, skipped = plan_jobs(settings, correlation)
+    if out is None:  # the study name becomes a folder name: it must not lead elsewhere
+        check_name(str(settings["study_name"]), "study_name", "study name")
     out = Path(out or Path("runs") / "experiments" / settings["study_name"])
     if storage:  # reached before the output folder is made: an unreachable database leaves nothing behind
         table = open_job_table(settings, jobs, storage)
@@ -180,6 +183,8 @@ def experiment_status(
     settings = load_experiment_config(config)
     correlation, _ = cell_correlations(settings["root"], settings["cells"], settings["expression_dir"])
     jobs, _, _ = plan_jobs(settings, correlation)
+    if out is None:  # the study name becomes a folder name: it must not lead elsewhere
+        check_name(str(settings["study_name"]), "study_name", "study name")
     out = Path(out or Path("runs") / "experiments" / settings["study_name"])
     if storage is None:
         database = out / "jobs.db"
