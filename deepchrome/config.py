@@ -83,6 +83,31 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+def read_settings(source: str | os.PathLike | dict, known: tuple[str, ...], what: str) -> tuple[dict, str, Path]:
+    """A settings mapping (sweep or experiment config) from a file, a packaged name or a dict.
+
+    Returns
+    -------
+    settings, where, folder
+        A copy of the settings; how to name the source in messages; the folder that relative
+        paths in it are taken from (the file's, or the working directory for a dict).
+
+    Raises
+    ------
+    DeepChromeError
+        For a missing or unreadable file, or keys outside ``known`` (a typo is never ignored).
+    """
+    if isinstance(source, dict):
+        settings, where, folder = copy.deepcopy(source), what, Path.cwd()
+    else:
+        path = config_path(source)
+        settings, where, folder = read_yaml(path), str(source), path.parent
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise DeepChromeError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    return settings, where, folder
+
+
 def load_config(
     source: str | os.PathLike | dict,
     overrides: dict | None = None,

@@ -43,7 +43,7 @@ from optuna.storages import JournalStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from deepchrome import files
-from deepchrome.config import apply_overrides, check_path, config_path, load_config, read_yaml, set_path
+from deepchrome.config import apply_overrides, check_path, load_config, read_settings, set_path
 from deepchrome.errors import DeepChromeError
 from deepchrome.names import check_name
 
@@ -77,14 +77,7 @@ def load_sweep_config(source: str | os.PathLike | dict) -> dict:
     DeepChromeError
         For a missing file, an unknown key or config path, an invalid distribution, a test-split objective.
     """
-    if isinstance(source, dict):
-        sweep, where, folder = copy.deepcopy(source), "sweep config", Path.cwd()
-    else:
-        path = config_path(source)
-        sweep, where, folder = read_yaml(path), str(source), path.parent
-    unknown = sorted(set(sweep) - set(SWEEP_KEYS))
-    if unknown:
-        raise DeepChromeError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(SWEEP_KEYS)})")
+    sweep, where, folder = read_settings(source, SWEEP_KEYS, "sweep config")
     if "base_config" not in sweep or "search_space" not in sweep:
         raise DeepChromeError(f"{where}: needs base_config and search_space")
     base_source = sweep["base_config"]

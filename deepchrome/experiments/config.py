@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 
-from deepchrome.config import absolute_input, apply_overrides, config_path, load_config, read_yaml
+from deepchrome.config import absolute_input, apply_overrides, load_config, read_settings
 from deepchrome.errors import DeepChromeError
 
 FAMILIES = (
@@ -34,14 +33,7 @@ def load_experiment_config(source: str | os.PathLike | dict) -> dict:
     from deepchrome.data.release import list_cells
     from deepchrome.sweep import check_storage_settings
 
-    if isinstance(source, dict):
-        raw, path, folder = copy.deepcopy(source), "experiment config", Path.cwd()
-    else:
-        file = config_path(source)
-        raw, path, folder = read_yaml(file), str(source), file.parent
-    unknown = sorted(set(raw) - set(EXPERIMENT_KEYS))
-    if unknown:
-        raise DeepChromeError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(EXPERIMENT_KEYS)})")
+    raw, path, folder = read_settings(source, EXPERIMENT_KEYS, "experiment config")
     root = Path(absolute_input(raw.get("root", "data/example"), folder))
     cells = list_cells(root)
     models = {}
