@@ -238,6 +238,9 @@ def _simulate(argv: list[str]) -> None:
         default=0.0,
         help="how much odd groups' histone-expression rules differ (0 = same rules)",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing data files of the same cells (else refused)"
+    )
     args = parser.parse_args(argv)
     truth = simulate_release(
         args.out,
@@ -246,6 +249,7 @@ def _simulate(argv: list[str]) -> None:
         seed=args.seed,
         n_groups=args.groups,
         rule_shift=args.rule_shift,
+        overwrite=args.overwrite,
     )
     print(
         f"wrote {args.cells} cells x {args.genes} genes to {args.out} "
@@ -317,6 +321,9 @@ def _prepare(argv: list[str]) -> None:
     )
     parser.add_argument("--chrom-sizes", help="chrom.sizes of the expected assembly (checked against the bigWigs)")
     parser.add_argument("--workers", type=int, help="parallel processes (default: one per mark, up to the cores)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing data files of the same cells (else refused)"
+    )
     args = parser.parse_args(argv)
     tracks = dict(args.bigwig)
     if len(tracks) != len(args.bigwig):
@@ -328,7 +335,7 @@ def _prepare(argv: list[str]) -> None:
         valid_chroms=[c for c in args.valid_chroms.split(",") if c],
         test_chroms=[c for c in args.test_chroms.split(",") if c],
         split_lists=dict(args.split_list or []), chrom_sizes=args.chrom_sizes,
-        labels=not args.no_labels, workers=args.workers,
+        labels=not args.no_labels, workers=args.workers, overwrite=args.overwrite,
     )  # fmt: skip
     print(
         f"{args.cell}: {report['kept_genes']} genes written to {Path(args.out) / args.cell} "
@@ -475,6 +482,9 @@ def _gan(argv: list[str], verbosity: int = 0) -> None:
     sample.add_argument("--out", required=True, help="release root to write into")
     sample.add_argument("--cell", default="GAN", help="cell name of the generated data (default GAN)")
     sample.add_argument("--seed", type=_whole(0), default=0)
+    sample.add_argument(
+        "--overwrite", action="store_true", help="replace existing data files of the same cells (else refused)"
+    )
     visualize = sub.add_parser("visualize", help="profiles, prototypes and the combinatorial map")
     visualize.add_argument("--gan", required=True, help="GAN checkpoint")
     visualize.add_argument("--classifier", required=True, help="classifier checkpoint (deepchrome fit)")
@@ -488,7 +498,7 @@ def _gan(argv: list[str], verbosity: int = 0) -> None:
     if args.action == "sample":
         from gan.visualize import sample_release
 
-        path = sample_release(args.checkpoint, args.out, args.cell, args.n, args.seed)
+        path = sample_release(args.checkpoint, args.out, args.cell, args.n, args.seed, overwrite=args.overwrite)
         print(f"wrote {2 * args.n} generated genes ({args.n} per class) to {path}")
     elif args.action == "visualize":
         from gan.visualize import visualize

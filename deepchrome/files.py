@@ -169,3 +169,23 @@ def _move_into(source: Path, target: Path) -> None:
             _move_into(entry, destination)
         else:
             os.replace(entry, destination)
+
+
+def check_not_replacing(paths: list[Path], overwrite: bool, what: str = "--out") -> None:
+    """Refuse to replace data files a user may care about (a cell's split CSVs, a data set's
+    ground truth) unless ``overwrite``; checked before any work starts.
+
+    Raises
+    ------
+    DeepChromeError
+        ``PATH already exists (N files would be replaced): pass --overwrite to replace them, or choose
+        another --out``.
+    """
+    if overwrite:
+        return
+    found = [path for path in paths if path.exists() or path.is_symlink()]
+    if found:
+        raise DeepChromeError(
+            f"{found[0]} already exists ({len(found)} file(s) would be replaced): pass --overwrite to replace "
+            f"them, or choose another {what}"
+        )

@@ -27,7 +27,12 @@ from gan.quality import PROMOTER
 
 
 def sample_release(
-    checkpoint: str | os.PathLike, out: str | os.PathLike, cell: str, n_per_class: int, seed: int = 0
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    cell: str,
+    n_per_class: int,
+    seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``n_per_class`` generated genes per class as ``out/<cell>/classification/{train,valid,test}.csv``.
 
@@ -44,7 +49,8 @@ def sample_release(
         all before anything is written.
     """
     from deepchrome.data.release import write_release_csv
-    from deepchrome.files import check_out_folder, staged_output
+    from deepchrome.data.signals import SPLITS
+    from deepchrome.files import check_not_replacing, check_out_folder, staged_output
     from deepchrome.names import check_name
 
     check_name(cell, "--cell", "cell name")
@@ -52,6 +58,7 @@ def sample_release(
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
     check_out_folder(out)
+    check_not_replacing([Path(out) / cell / "classification" / f"{split}.csv" for split in SPLITS], overwrite)
     generator, meta = load_gan(checkpoint)
     signals, labels = generate(generator, meta, n_per_class, seed=seed)
     counts = gan_transform(meta).inverse(signals).clamp_min(0).round().numpy().astype(np.int32)

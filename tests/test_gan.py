@@ -305,6 +305,12 @@ def test_sample_writes_a_release_every_model_reads(trained, tmp_path):
     dm.setup("fit")
     assert len(dm.data["train"]) == 20 and dm.data["train"].signals.dtype == np.uint16
     assert sorted(np.bincount(np.concatenate([dm.data["train"].labels, dm.data["val"].labels]))) == [20, 20]
+    # a second sample into the same cell would replace its data: refused unless --overwrite
+    train = (tmp_path / "GAN1" / "classification" / "train.csv").read_bytes()
+    again = run_cli("gan", "sample", "--checkpoint", str(folder / "gan" / "checkpoints" / "last.ckpt"), "--n", "5",
+                    "--out", str(tmp_path), "--cell", "GAN1", check=False)  # fmt: skip
+    assert again.returncode == 2 and "already exists (3 file(s) would be replaced)" in again.stderr
+    assert (tmp_path / "GAN1" / "classification" / "train.csv").read_bytes() == train
 
 
 def test_visualizations_recover_the_planted_pair(trained, simulated, tmp_path):

@@ -322,7 +322,11 @@ def test_existing_cell_folder_keeps_what_prepare_did_not_write(tiny):
     (cell / "notes.txt").write_text("mine")
     (cell / "classification" / "extra.csv").write_text("mine too")
     (cell / "classification" / "train.csv").write_text("stale")
-    assert _prepare_cli(tiny).returncode == 0
+    untouched = snapshot(tiny / "out")
+    refused = _prepare_cli(tiny)  # an existing split file is replaced only when asked
+    _refused(refused, "train.csv already exists (1 file(s) would be replaced): pass --overwrite to replace them")
+    assert snapshot(tiny / "out") == untouched
+    assert _prepare_cli(tiny, "--overwrite").returncode == 0
     assert (cell / "notes.txt").read_text() == "mine"
     assert (cell / "classification" / "extra.csv").read_text() == "mine too"
     assert read_release_csv(cell / "classification" / "train.csv").marks == ("A",)
@@ -333,7 +337,7 @@ def test_existing_cell_folder_keeps_what_prepare_did_not_write(tiny):
         "prepare.json",
     ]
     first = snapshot(tiny / "out")
-    assert _prepare_cli(tiny, "--seed", "1").returncode == 0  # again, another split: own files replaced
+    assert _prepare_cli(tiny, "--seed", "1", "--overwrite").returncode == 0  # again: own files replaced
     assert snapshot(tiny / "out").keys() == first.keys() and not hidden(tiny / "out")
     assert (cell / "notes.txt").read_text() == "mine"
 

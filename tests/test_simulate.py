@@ -107,3 +107,19 @@ def test_out_that_is_a_file(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"--out {tmp_path}/out: is a file, expected a folder" in result.stderr
     assert (tmp_path / "out").read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_simulate_refuses_to_replace_a_data_set_unless_told(tmp_path):
+    from tests.cli import run_cli
+    from tests.tree import snapshot
+
+    out = tmp_path / "sim"
+    first = run_cli("simulate", "--out", str(out), "--cells", "1", "--genes", "30", "--seed", "1")
+    assert first.returncode == 0
+    before = snapshot(out)
+    again = run_cli("simulate", "--out", str(out), "--cells", "1", "--genes", "30", "--seed", "2", check=False)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "ground_truth.json already exists (5 file(s) would be replaced): pass --overwrite" in again.stderr
+    assert snapshot(out) == before
+    run_cli("simulate", "--out", str(out), "--cells", "1", "--genes", "30", "--seed", "2", "--overwrite")
+    assert snapshot(out) != before  # seed 2's data replaced seed 1's

@@ -35,7 +35,7 @@ from deepchrome.data.release import (
 )
 from deepchrome.data.signals import SPLITS, HistoneSignals
 from deepchrome.errors import DataFormatError, DeepChromeError
-from deepchrome.files import check_out_folder, staged_output
+from deepchrome.files import check_not_replacing, check_out_folder, staged_output
 from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
@@ -422,6 +422,7 @@ def prepare(
     labels: bool = True,
     workers: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """bigWigs + annotation (+ expression) -> ``out/<cell>/classification/{train,valid,test}.csv`` and cache.
 
@@ -467,6 +468,8 @@ def prepare(
     if seed < 0:
         raise DeepChromeError(f"--seed {seed}: must be >= 0")
     check_out_folder(out)
+    check_name(cell, "--cell", "cell name")
+    check_not_replacing([Path(out) / cell / "classification" / f"{name}.csv" for name in SPLITS], overwrite)
     if expression is None and labels:
         raise DeepChromeError("--expression is needed for labels (or pass --no-labels to write label 0)")
     # Every input is read and checked before the long part (reading the bigWigs).

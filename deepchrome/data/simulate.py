@@ -35,7 +35,7 @@ import numpy as np
 from deepchrome.data.release import write_release_csv
 from deepchrome.data.signals import DEEPCHROME_MARKS, SPLITS, HistoneSignals
 from deepchrome.errors import DeepChromeError
-from deepchrome.files import check_out_folder, staged_output
+from deepchrome.files import check_not_replacing, check_out_folder, staged_output
 
 N_BINS = 100
 #: 1-based bins (inclusive) where each mark's planted signal lies.
@@ -220,6 +220,7 @@ def simulate_release(
     n_cells: int = 4,
     n_genes: int = 600,
     seed: int = 0,
+    overwrite: bool = False,
     **kwargs,
 ) -> dict:
     """Simulate cells and write them in the release layout under ``out``.
@@ -243,6 +244,9 @@ def simulate_release(
     """
     out = check_out_folder(out)
     cells, truth = simulate_cells(n_cells=n_cells, n_genes=n_genes, seed=seed, **kwargs)
+    written = [out / "ground_truth.json", *(out / "expression" / f"{name}.csv" for name in cells)]
+    written += [out / name / "classification" / f"{split}.csv" for name in cells for split in SPLITS]
+    check_not_replacing(written, overwrite)
     order = np.random.default_rng(seed + 1).permutation(n_genes)
     bounds = np.linspace(0, n_genes, len(SPLITS) + 1).round().astype(int)
     parts = {split: np.sort(order[bounds[i] : bounds[i + 1]]) for i, split in enumerate(SPLITS)}
