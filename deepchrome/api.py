@@ -15,11 +15,10 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from deepchrome.checkpoints import load_classifier
 from deepchrome.config import load_config
-from deepchrome.data.inputs import StageData, concatenate, model_input
+from deepchrome.data.inputs import StageData, concatenate
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.data.transform import SignalTransform
 from deepchrome.errors import DeepChromeError
@@ -166,14 +165,9 @@ class Classifier:
         numpy.ndarray
             [genes] probabilities in [0, 1].
         """
-        signals = self._raw(data)
-        device = next(self.net.parameters()).device
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(signals), batch_size):
-                x = model_input(signals[start : start + batch_size], self.transform).to(device)
-                out.append(torch.softmax(self.net(x), dim=1)[:, 1].float().cpu())
-        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+        from deepchrome.training import predict_probabilities
+
+        return predict_probabilities(self.net, self._raw(data), self.transform, batch_size)
 
     def predict_table(self, data: HistoneSignals | Sequence[HistoneSignals], threshold: float = 0.5):
         """:meth:`predict` as a table: gene_id, cell, probability, predicted_label, label (as ``predictions.csv``)."""

@@ -163,13 +163,9 @@ def resolve_input_paths(config: dict, base: Path) -> dict:
 def absolute_input(value: str | os.PathLike, base: Path) -> str:
     """``value`` as an absolute path relative to ``base``; ``data/example`` that is not there means
     the bundled example (:func:`deepchrome.data.example.resolve_root`)."""
-    from deepchrome.data.example import EXAMPLE_NAMES, EXAMPLE_ROOT
+    from deepchrome.data.example import resolve_root
 
-    path = Path(os.path.expanduser(os.fspath(value)))
-    target = path if path.is_absolute() else base / path
-    if not target.exists() and path.as_posix().rstrip("/") in EXAMPLE_NAMES:
-        return str(EXAMPLE_ROOT)
-    return str(target.resolve())
+    return str(resolve_root(value, base).resolve())
 
 
 def _class_parameters(class_path: str) -> set[str] | None:

@@ -323,8 +323,8 @@ def train(
 
             summary = evaluate_best(trainer, model, datamodule)
             if trainer.is_global_zero:
-                path = write_test_predictions(model, datamodule, run_dir / "test_predictions.csv")
-                summary.update(test_intervals(path))
+                table = write_test_predictions(model, datamodule, run_dir / "test_predictions.csv")
+                summary.update(test_intervals(table))
         if trainer.is_global_zero:
             write_metrics(run_dir, summary)
     summary["metrics_path"] = str(run_dir / "metrics.json")
@@ -511,9 +511,10 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def test_intervals(predictions: str | os.PathLike) -> dict:
+def test_intervals(predictions) -> dict:
     """95% intervals of the test AUROC (DeLong) and AUPRC (bootstrap over genes), pooled and per cell.
 
+    ``predictions``: the :func:`deepchrome.training.prediction_table` of the test split, or its CSV.
     Keys ``test_auroc_ci_low``/``_high``, ``test_auprc_ci_low``/``_high`` and, with several test
     cells, ``test_<cell>_auroc_ci_low``... (``interval_method`` says how). A cell whose test genes
     are all of one class gets none.
@@ -522,7 +523,10 @@ def test_intervals(predictions: str | os.PathLike) -> dict:
 
     from deepchrome.stats import auprc_ci, auroc_ci
 
-    table = pd.read_csv(predictions, dtype={"gene_id": str, "cell": str})
+    if isinstance(predictions, pd.DataFrame):
+        table = predictions
+    else:  # a test_predictions.csv
+        table = pd.read_csv(predictions, dtype={"gene_id": str, "cell": str})
     groups = [("test", table)]
     if table.cell.nunique() > 1:
         groups += [(f"test_{cell}", part) for cell, part in table.groupby("cell", sort=False)]

@@ -258,24 +258,29 @@ def prediction_table(data: StageData, probability: np.ndarray, index: np.ndarray
     )
 
 
-def write_test_predictions(model: ExpressionClassifier, datamodule, path: str | os.PathLike) -> Path:
-    """Score the test split with ``model``'s current weights (the best checkpoint after
-    :func:`evaluate_best`) and write the :func:`prediction_table` as CSV."""
+def predict_probabilities(net, signals: np.ndarray, transform, batch_size: int = 4096) -> np.ndarray:
+    """P(high) [genes] of ``net`` on raw signals [genes, marks, bins], transformed in batches, no gradients."""
     from deepchrome.data.inputs import model_input
 
-    data = datamodule.data["test"]
-    net = model.net.eval()
+    net = net.eval()
     device = next(net.parameters()).device
-    probabilities = []
+    out = []
     with torch.inference_mode():
-        for start in range(0, len(data), 4096):
-            x = model_input(data.signals[start : start + 4096], datamodule.transform).to(device)
-            probabilities.append(torch.softmax(net(x), dim=1)[:, 1].float().cpu())
-    probability = torch.cat(probabilities).numpy()
+        for start in range(0, len(signals), batch_size):
+            x = model_input(signals[start : start + batch_size], transform).to(device)
+            out.append(torch.softmax(net(x), dim=1)[:, 1].float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def write_test_predictions(model: ExpressionClassifier, datamodule, path: str | os.PathLike):
+    """Score the test split with ``model``'s current weights (the best checkpoint after
+    :func:`evaluate_best`), write the :func:`prediction_table` as CSV and return it."""
+    data = datamodule.data["test"]
+    probability = predict_probabilities(model.net, data.signals, datamodule.transform)
     table = prediction_table(data, probability, np.arange(len(data)))
     with files.atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
-    return Path(path)
+    return table
 
 
 def _checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:

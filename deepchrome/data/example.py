@@ -14,17 +14,19 @@ EXAMPLE_NAMES = ("data/example", "example")
 log = logging.getLogger(__name__)
 
 
-def resolve_root(root: str | os.PathLike) -> Path:
-    """A release root: ``root`` itself, or the bundled example for ``data/example`` outside a checkout.
+def resolve_root(root: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
+    """A release root: ``root`` itself (relative to ``base``, default the working directory), or the
+    bundled example for ``data/example`` when no such folder is there.
 
     ``data/example`` is the example's folder in the source checkout; run from anywhere else (an
     installed package, a notebook elsewhere) the same name finds the copy installed with the
     package, so the README's snippets run anywhere.
     """
     path = Path(os.path.expanduser(os.fspath(root)))
-    if path.exists():
-        return path
+    target = path if base is None or path.is_absolute() else Path(base) / path
+    if target.exists():
+        return target
     if path.as_posix().rstrip("/") in EXAMPLE_NAMES:
-        log.debug("%s not found here: using the bundled example %s", path, EXAMPLE_ROOT)
+        log.debug("%s not found: using the bundled example %s", target, EXAMPLE_ROOT)
         return EXAMPLE_ROOT
-    return path
+    return target
