@@ -150,8 +150,16 @@ def chaos_run(config: Path, out: Path, storage: str, workers: int = 3, timeout: 
         for process in processes:
             process.kill()
         raise RuntimeError("no job started within the timeout")
-    time.sleep(0.5)  # mid-job: the training has begun
+    # Killed at once: a small job can finish within a fixed delay, and the kill would then land
+    # between jobs. The attempt still RUNNING under the dead worker is the one interrupted.
     os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    left = [
+        t
+        for t in optuna.load_study(study_name=name, storage=reader).get_trials(deepcopy=False)
+        if t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")
+    ]
+    killed = left[0] if left else killed
     outputs = []
     for process in processes:
         stdout, stderr = process.communicate(timeout=max(1.0, deadline - time.time()))
