@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import deepchrome
-from gan.fitting import fit_gan
+from deepchrome.gan.fitting import fit_gan
 
 REPO = Path(__file__).resolve().parents[1]
 ROADMAP = REPO.parent / "shared" / "data" / "roadmap"

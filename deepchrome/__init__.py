@@ -8,7 +8,7 @@ Python API (the command line runs the same functions)::
     p = clf.predict(deepchrome.data.load_split("data/example", "S01", "test"))
 
 Also: :func:`run_sweep`, :func:`run_experiment`, :func:`explain`, :func:`run_report`,
-:func:`compare` and ``gan.fit``.
+:func:`compare` and ``deepchrome.gan.fit``.
 """
 
 import importlib

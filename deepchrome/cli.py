@@ -496,12 +496,12 @@ def _gan(argv: list[str], verbosity: int = 0) -> None:
     visualize.add_argument("--seed", type=_whole(0), default=0)
     args = parser.parse_args(argv)
     if args.action == "sample":
-        from gan.visualize import sample_release
+        from deepchrome.gan.visualize import sample_release
 
         path = sample_release(args.checkpoint, args.out, args.cell, args.n, args.seed, overwrite=args.overwrite)
         print(f"wrote {2 * args.n} generated genes ({args.n} per class) to {path}")
     elif args.action == "visualize":
-        from gan.visualize import visualize
+        from deepchrome.gan.visualize import visualize
 
         summary = visualize(args.gan, args.classifier, args.root, args.cells, args.out, samples=args.samples,
                             bootstrap=args.bootstrap, seed=args.seed)  # fmt: skip

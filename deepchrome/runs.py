@@ -85,7 +85,7 @@ class Run:
 def model_class(gan: bool):
     """The LightningModule a run trains: the GAN's or the classifier's (imported on demand)."""
     if gan:
-        from gan.module import HistoneGAN
+        from deepchrome.gan.module import HistoneGAN
 
         return HistoneGAN
     from deepchrome.training import ExpressionClassifier
@@ -315,7 +315,7 @@ def train(
         trainer.callbacks.extend(callbacks)
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if gan:
-            from gan.evaluation import gan_summary
+            from deepchrome.gan.evaluation import gan_summary
 
             summary = gan_summary(trainer, model)
         else:

@@ -40,8 +40,8 @@ def fitted(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def gan_checkpoint(tmp_path_factory) -> Path:
     """A GAN checkpoint of an untrained small generator, in the layout ``deepchrome gan fit`` writes."""
-    from gan.checkpoint import GAN_FORMAT
-    from gan.models import Generator
+    from deepchrome.gan.checkpoint import GAN_FORMAT
+    from deepchrome.gan.models import Generator
 
     generator = Generator(n_marks=5, n_bins=100, latent_dim=8, n_cells=1, width=8)
     meta = {"kind": "gan", "format": GAN_FORMAT, "marks": MARKS, "n_marks": 5, "n_bins": 100, "latent_dim": 8,

@@ -12,10 +12,10 @@ import torch
 from deepchrome.data import HistoneDataModule
 from deepchrome.data.datamodule import SignalTransform
 from deepchrome.errors import DeepChromeError
-from gan.checkpoint import load_gan
-from gan.generation import generate
-from gan.models import Discriminator, Generator, draw_counts, estimate_bin_overlap, observe
-from gan.quality import (
+from deepchrome.gan.checkpoint import load_gan
+from deepchrome.gan.generation import generate
+from deepchrome.gan.models import Discriminator, Generator, draw_counts, estimate_bin_overlap, observe
+from deepchrome.gan.quality import (
     RELIABILITY_MIN,
     corrected_profile_correlations,
     profile_correlations,
@@ -158,7 +158,7 @@ def _scored(values) -> torch.Tensor:
 
 
 def test_fidelity_is_judged_against_the_real_genes():
-    from gan.evaluation import FIDELITY_BAND, targets_met
+    from deepchrome.gan.evaluation import FIDELITY_BAND, targets_met
 
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
     # real genes: 15 of the 16 high-low pairs ordered right -> AUROC 15/16
@@ -183,7 +183,7 @@ def test_fidelity_is_judged_against_the_real_genes():
 
 
 def test_targets_met_compares_each_value_with_its_bound():
-    from gan.evaluation import TARGETS, describe_target, targets_met
+    from deepchrome.gan.evaluation import TARGETS, describe_target, targets_met
 
     quality = {"two_sample_auroc": 0.76, "profile_correlation_corrected_min": 0.91, "profile_correlation_gap_max": 0.1,
                "conditional_fidelity_gap": float("nan"), "conditional_fidelity_auroc": 0.95}  # fmt: skip
@@ -198,7 +198,7 @@ def test_targets_met_compares_each_value_with_its_bound():
 
 
 def test_a_classifier_must_read_the_gans_input_transform():
-    from gan.checkpoint import check_compatible
+    from deepchrome.gan.checkpoint import check_compatible
 
     marks = ["H3K4me3", "H3K27me3"]
     log1p = SignalTransform("log1p")

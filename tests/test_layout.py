@@ -6,7 +6,7 @@ import ast
 
 from tests.conftest import REPO
 
-PACKAGES = ("deepchrome", "gan")
+PACKAGES = ("deepchrome",)
 
 
 def _modules() -> dict[str, ast.Module]:

@@ -368,7 +368,7 @@ def run_report(
     cnn_runs = {step.name: step for step in steps if step.name.startswith(f"fit {CNN} ")}
     cnn_steps = {cell: cnn_runs[f"fit {CNN} {cell} seed 0"] for cell in cells}
     cnn_checkpoints = {cell: _best_checkpoint(work / "real" / _slug(CNN) / f"{cell}-seed0") for cell in cells}
-    from gan.fitting import fit_gan
+    from deepchrome.gan.fitting import fit_gan
 
     for cell in cells:
         settings = {"cell": cell, "minutes": None if fast else gan_minutes, "max_epochs": 2 if fast else None}
@@ -384,7 +384,7 @@ def run_report(
         gan_rows.append(_gan_row(cell, step.value))
     gan_table = pd.DataFrame(gan_rows)
     _write_csv(gan_table, out / "gan_quality.csv")
-    from gan.visualize import visualize
+    from deepchrome.gan.visualize import visualize
 
     best_gan = gan_metrics[cells[0]]["best_checkpoint"] or str(work / "gan" / cells[0] / "checkpoints" / "last.ckpt")
     cnn_checkpoint = cnn_checkpoints[cells[0]]

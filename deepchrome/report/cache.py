@@ -40,7 +40,7 @@ from deepchrome import files
 #: The file a finished step's folder holds its key and measured time in.
 STEP_FILE = "step.json"
 #: The packages whose source files enter the code fingerprint.
-PACKAGES = ("deepchrome", "gan")
+PACKAGES = ("deepchrome",)
 #: Identifies this process's report run in the ``run`` field of the steps it computes.
 RUN_ID = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 

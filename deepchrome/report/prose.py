@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepchrome import files
-from gan.evaluation import FIDELITY_BAND
+from deepchrome.gan.evaluation import FIDELITY_BAND
 
 PUBLISHED = [
     ("DeepChrome (Singh et al. 2016)", "CNN", "mean AUROC 0.80 over 56 cells"),

@@ -14,10 +14,10 @@ from torch.optim.swa_utils import AveragedModel
 from deepchrome.checkpoints import load_classifier
 from deepchrome.data.transform import SignalTransform
 from deepchrome.errors import DeepChromeError
-from gan.checkpoint import GAN_FORMAT, check_compatible, gan_meta
-from gan.generation import GENERATION_CHUNK
-from gan.models import OUTPUTS, Discriminator, Generator, observe
-from gan.quality import quality_report, real_reference
+from deepchrome.gan.checkpoint import GAN_FORMAT, check_compatible, gan_meta
+from deepchrome.gan.generation import GENERATION_CHUNK
+from deepchrome.gan.models import OUTPUTS, Discriminator, Generator, observe
+from deepchrome.gan.quality import quality_report, real_reference
 
 
 def ema_with_warmup(decay: float):
@@ -76,7 +76,7 @@ class HistoneGAN(pl.LightningModule):
         classifiers, each on another random subset of these genes.
     bin_overlap
         With ``output="counts"``: the fraction of a bin's reads that also count in a neighbouring
-        bin (:func:`gan.models.draw_counts`; measure it with :func:`gan.models.estimate_bin_overlap`).
+        bin (:func:`.models.draw_counts`; measure it with :func:`.models.estimate_bin_overlap`).
     """
 
     def __init__(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gan.checkpoint import gan_transform
-from gan.models import Generator, observe
+from deepchrome.gan.checkpoint import gan_transform
+from deepchrome.gan.models import Generator, observe
 
 #: Genes per generator pass when many are generated: its activations for 20,000 genes at once
 #: peaked at 2.3 GB, in passes of 2,000 at 0.83 GB.

@@ -9,7 +9,7 @@ import numpy as np
 from deepchrome.checkpoints import read_checkpoint
 from deepchrome.data.transform import SignalTransform
 from deepchrome.errors import DeepChromeError
-from gan.models import Generator
+from deepchrome.gan.models import Generator
 
 #: Version of the GAN checkpoint layout; 2: generators emit rates, EMA weights are stored;
 #: 3: generators have a per-gene mark level (``Generator.level``).

@@ -19,11 +19,11 @@ from deepchrome.checkpoints import load_classifier
 from deepchrome.data.inputs import concatenate, load_cells, model_input
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.errors import DeepChromeError
+from deepchrome.gan.checkpoint import check_compatible, gan_transform, load_gan
+from deepchrome.gan.generation import generate
+from deepchrome.gan.models import observe
+from deepchrome.gan.quality import PROMOTER
 from deepchrome.interpret.figures import plt, save_figure
-from gan.checkpoint import check_compatible, gan_transform, load_gan
-from gan.generation import generate
-from gan.models import observe
-from gan.quality import PROMOTER
 
 
 def sample_release(
