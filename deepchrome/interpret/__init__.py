@@ -5,9 +5,23 @@ from deepchrome.interpret.attributions import (
     METHODS,
     Attributions,
     attribute,
+    group_attributions,
     linear_weights,
     make_baseline,
+    mean_interval,
+    shuffled_mark_check,
     summarize,
 )
 
-__all__ = ["BASELINES", "METHODS", "Attributions", "attribute", "linear_weights", "make_baseline", "summarize"]
+__all__ = [
+    "BASELINES",
+    "METHODS",
+    "Attributions",
+    "attribute",
+    "group_attributions",
+    "linear_weights",
+    "make_baseline",
+    "mean_interval",
+    "shuffled_mark_check",
+    "summarize",
+]

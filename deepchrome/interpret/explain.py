@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from deepchrome import files
@@ -14,7 +15,15 @@ from deepchrome.api import Classifier
 from deepchrome.checkpoints import load_classifier
 from deepchrome.data.inputs import check_cells, concatenate, load_cells, model_input
 from deepchrome.errors import DeepChromeError
-from deepchrome.interpret.attributions import METHODS, attribute, linear_weights, make_baseline, summarize
+from deepchrome.interpret.attributions import (
+    METHODS,
+    attribute,
+    group_attributions,
+    linear_weights,
+    make_baseline,
+    shuffled_mark_check,
+    summarize,
+)
 
 
 def explain(
@@ -35,9 +44,12 @@ def explain(
     """Attribute a checkpoint's predictions on ``cells``' ``split`` and write arrays, tables, figures.
 
     Writes to ``out``: ``attributions.npz`` (``values`` [genes, marks, bins], ``delta`` [genes],
-    ``log_odds`` [genes], ``gene_ids``, ``cells``, ``marks``), ``mark_importance.csv``,
-    ``bin_attributions.csv``, per cell ``<cell>_heatmap`` and ``<cell>_marks`` figures, and
-    ``gene_<id>`` figures for the chosen (or the most confidently high) genes. PNG + PDF + CSV each.
+    ``log_odds`` [genes], ``gene_ids``, ``cells``, ``marks``), ``groups.csv``
+    (:func:`~deepchrome.interpret.attributions.group_attributions` per cell), per cell
+    ``<cell>_mark_importance.csv`` (:func:`~deepchrome.interpret.attributions.summarize`'s table with
+    intervals over genes, joined with :func:`~deepchrome.interpret.attributions.shuffled_mark_check`'s
+    ``noise`` flag), ``<cell>_heatmap`` (mark x bin means), ``<cell>_marks`` and ``<cell>_groups`` figures,
+    and ``gene_<id>`` figures for the chosen (or the most confidently high) genes. PNG + PDF + CSV each.
     The outputs are written to a temporary folder inside ``out`` and moved in at the end
     (:func:`deepchrome.files.staged_output`): a failure leaves ``out`` as it was.
 
@@ -73,7 +85,7 @@ def explain(
             )
         parts.append(part.select_marks(marks))
     stage = concatenate(parts)
-    raw, gene_ids, cell_of = stage.signals, stage.gene_ids, stage.cell_of_gene
+    raw, gene_ids, cell_of, labels = stage.signals, stage.gene_ids, stage.cell_of_gene, stage.labels
     if genes:
         unknown = [g for g in genes if g not in set(gene_ids)]
         if unknown:
@@ -82,7 +94,7 @@ def explain(
                 f"({len(gene_ids)} genes, e.g. {', '.join(gene_ids[:3])})"
             )
         chosen = np.isin(gene_ids, genes)
-        raw, gene_ids, cell_of = raw[chosen], gene_ids[chosen], cell_of[chosen]
+        raw, gene_ids, cell_of, labels = raw[chosen], gene_ids[chosen], cell_of[chosen], labels[chosen]
     x = model_input(raw, transform)
     zero_input = transform(torch.zeros(1, len(marks), 1)).reshape(-1)
     mark_mean = None
@@ -97,15 +109,22 @@ def explain(
         if linear is None:
             raise DeepChromeError(f"{linear_checkpoint} is not a LinearBaseline checkpoint")
     result = attribute(net, x, method=method, baseline=reference, n_steps=n_steps, noise_tunnel=noise_tunnel)
+    # per cell: the shuffled-mark null (model-space inputs and true labels) and each gene's mark
+    # levels (mean model input over bins) that split genes into terciles for groups.csv
+    checks = {cell: shuffled_mark_check(net, x[cell_of == cell], labels[cell_of == cell], marks)
+              for cell in dict.fromkeys(cell_of)}  # fmt: skip
+    levels = x.mean(dim=-1).numpy()
     with staged_output(out) as stage:
-        numbers = _write_outputs(stage, result, raw, gene_ids, cell_of, marks, genes, gene_figures, linear, net)
+        numbers = _write_outputs(stage, result, raw, gene_ids, cell_of, marks, genes, gene_figures, linear, net,
+                                 checks, levels)  # fmt: skip
         summary = {"checkpoint": str(checkpoint), "method": method, "baseline": baseline, "n_steps": n_steps,
                    **numbers, "out": str(out)}  # fmt: skip
         files.write_json(stage / "explain.json", summary, indent=1)
     return summary
 
 
-def _write_outputs(out: Path, result, raw, gene_ids, cell_of, marks, genes, gene_figures, linear, net) -> dict:
+def _write_outputs(out: Path, result, raw, gene_ids, cell_of, marks, genes, gene_figures, linear, net, checks,
+                   levels) -> dict:  # fmt: skip
     """Write the arrays, tables and figures of :func:`explain` into ``out``; the summary's numbers."""
     from deepchrome.interpret import figures
 
@@ -122,11 +141,19 @@ def _write_outputs(out: Path, result, raw, gene_ids, cell_of, marks, genes, gene
         grouping = "upper vs lower half of P(high) (the model predicts one class for all genes)"
     linear = linear if linear is not None else linear_weights(net, marks)
     ranked = None
+    groups, noise = [], {}
     for cell in dict.fromkeys(cell_of):
         here = cell_of == cell
         marks_table, bins_table = summarize(result.values[here], predicted_high[here], marks)
+        if checks[cell] is not None:
+            marks_table = marks_table.merge(checks[cell], on="mark", how="left")
+            noise[cell] = marks_table.loc[marks_table["noise"], "mark"].tolist()
         marks_table.insert(0, "cell", cell)
         bins_table.insert(0, "cell", cell)
+        group_table = group_attributions(result.values[here], levels[here], marks)
+        group_table.insert(0, "cell", cell)
+        groups.append(group_table)
+        figures.plot_groups(group_table, cell, out / f"{cell}_groups")
         ranked = ranked if ranked is not None else marks_table["mark"].tolist()
         figures.plot_cell_heatmaps(
             bins_table, marks, cell, out / f"{cell}_heatmap", halves=grouping.startswith("upper")
@@ -134,6 +161,8 @@ def _write_outputs(out: Path, result, raw, gene_ids, cell_of, marks, genes, gene
         figures.plot_mark_importance(marks_table, cell, out / f"{cell}_marks", linear)
         with files.atomic_path(out / f"{cell}_mark_importance.csv") as tmp:
             marks_table.to_csv(tmp, index=False)
+    with files.atomic_path(out / "groups.csv") as tmp:
+        pd.concat(groups, ignore_index=True).to_csv(tmp, index=False)
     probability = 1 / (1 + np.exp(-result.log_odds))
     shown = np.flatnonzero(np.isin(gene_ids, genes)) if genes else np.argsort(-result.log_odds)[:gene_figures]
     for i in shown[: max(gene_figures, len(genes or []))]:
@@ -144,6 +173,8 @@ def _write_outputs(out: Path, result, raw, gene_ids, cell_of, marks, genes, gene
         "cells": list(dict.fromkeys(cell_of)),
         "ranked_marks": ranked,
         "grouping": grouping,
+        # marks whose shuffling across genes does not lower the model's AUROC (None: one class only)
+        "noise_marks": {cell: noise.get(cell) for cell in dict.fromkeys(cell_of)},
         "median_abs_delta": None if result.delta is None else float(np.median(np.abs(result.delta))),
     }
 

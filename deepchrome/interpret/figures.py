@@ -129,3 +129,35 @@ def plot_mark_importance(marks_table: pd.DataFrame, cell: str, path, linear: pd.
         table = table.merge(linear, on="mark", how="left")
     fig.tight_layout()
     return save_figure(fig, path, table)
+
+
+def plot_groups(groups: pd.DataFrame, cell: str, path) -> list[Path]:
+    """Per mark, its mean attribution among genes low vs high in each other mark (intervals over genes).
+
+    ``groups`` is :func:`deepchrome.interpret.attributions.group_attributions`'s table. One panel per
+    attributed mark; for each other mark two points (lower and upper tercile) with their intervals,
+    filled where the difference's interval excludes 0 (a gate: the mark acts differently by that mark).
+    """
+    marks = list(dict.fromkeys(groups["mark"]))
+    # not sharey: each panel lists the other marks, a different set per panel
+    fig, axes = plt.subplots(1, len(marks), figsize=(3.6 * len(marks), 0.45 * len(marks) + 2), squeeze=False)
+    for ax, mark in zip(axes[0], marks, strict=True):
+        rows = groups[groups["mark"] == mark].reset_index(drop=True)
+        for name, offset, color in (("low", -0.15, "tab:blue"), ("high", 0.15, "tab:red")):
+            y = np.arange(len(rows)) + offset
+            mean = rows[f"mean_{name}"].to_numpy(dtype=float)
+            error = np.abs(rows[[f"mean_{name}_ci_low", f"mean_{name}_ci_high"]].to_numpy(dtype=float).T - mean)
+            differs = rows["differs"].fillna(False).to_numpy(dtype=bool)
+            ax.errorbar(mean, y, xerr=error, fmt="none", ecolor=color, lw=1)
+            ax.scatter(mean[differs], y[differs], color=color, zorder=3, label=f"{name} tercile")
+            ax.scatter(mean[~differs], y[~differs], facecolor="white", edgecolor=color, zorder=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(range(len(rows)), [f"by {b}" for b in rows["by_mark"]])
+        ax.invert_yaxis()
+        ax.set_title(f"attribution of {mark}", fontsize=9)
+        ax.set_xlabel("mean attribution per gene")
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{cell}: attribution among genes low (blue) vs high (red) in another mark; filled: difference's "
+                 "95% interval excludes 0", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    return save_figure(fig, path, groups)
