@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -41,6 +42,9 @@ from deepchrome.checkpoints import check_ckpt_path
 from deepchrome.config import resolve_input_paths
 from deepchrome.errors import DeepChromeError
 from deepchrome.files import check_out_folder
+
+if TYPE_CHECKING:  # lightning is imported lazily: the CLI's --help must not pay for it
+    import lightning.pytorch as pl
 
 logger = logging.getLogger(__name__)
 
@@ -325,10 +329,31 @@ def train(
             if trainer.is_global_zero:
                 table = write_test_predictions(model, datamodule, run_dir / "test_predictions.csv")
                 summary.update(test_intervals(table))
+        summary["selected_on_validation"] = _selected_on_validation(trainer)
+        if summary["selected_on_validation"] is False and trainer.is_global_zero:
+            limit = (config.get("trainer") or {}).get("max_time")
+            cause = f"trainer.max_time {limit} ended it" if limit else "it ended"
+            logger.warning(
+                "%s before its first validation (%d epochs done): the checkpoint tested was not selected on "
+                "validation (metrics.json: selected_on_validation false); give it more time or validate more often "
+                "(trainer.check_val_every_n_epoch)",
+                cause,
+                trainer.current_epoch,
+            )
         if trainer.is_global_zero:
             write_metrics(run_dir, summary)
     summary["metrics_path"] = str(run_dir / "metrics.json")
     return Run(run_dir, summary, config)
+
+
+def _selected_on_validation(trainer: pl.Trainer) -> bool | None:
+    """Whether the fit's checkpoint was chosen on a validation score: its monitoring ``ModelCheckpoint``
+    recorded one (a time-limited run can stop before its first validation, and then tests the weights
+    it has). ``None`` when no checkpoint callback monitors a metric (the config selects nothing)."""
+    monitoring = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
+    if not monitoring:
+        return None
+    return monitoring[0].best_model_score is not None
 
 
 def _rank_zero() -> bool:

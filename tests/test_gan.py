@@ -273,12 +273,13 @@ def test_gan_fit_writes_metrics_and_checkpoints(trained):
         "conditional_fidelity_gap": abs(gap) <= 0.05,
     }
     assert metrics["targets"]["conditional_fidelity_gap"] == "within +/-0.05"
+    assert metrics["selected_on_validation"] is True
     generator, meta = load_gan(folder / "gan" / "checkpoints" / "last.ckpt")
     assert meta["marks"] == ["H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3"]
     assert meta["output"] == "counts" and meta["transform"]["kind"] == "log1p"
 
 
-def test_gan_refuses_signals_that_are_not_counts(tmp_path, simulated):
+def test_gan_refuses_signals_that_are_not_counts(tmp_path, simulated, caplog):
     from deepchrome.data.release import read_release_csv, write_release_csv
 
     for split in ("train", "valid", "test"):
@@ -294,6 +295,9 @@ def test_gan_refuses_signals_that_are_not_counts(tmp_path, simulated):
     assert "--model.output continuous" in refused.stderr
     accepted = run_cli(*args, "--model.output", "continuous")
     assert accepted.returncode == 0 and (tmp_path / "run" / "metrics.json").is_file()
+    # one epoch, validation every 10: nothing selected the checkpoint, and the run says so
+    assert any("it ended before its first validation (1 epochs done)" in r.getMessage() for r in caplog.records)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["selected_on_validation"] is False
 
 
 def test_sample_writes_a_release_every_model_reads(trained, tmp_path):

@@ -45,6 +45,23 @@ def test_fit_writes_metrics_and_checkpoints_under_root_dir(trained):
     assert "test_S03_auroc" in metrics  # several test cells: per-cell metrics
     assert (run_dir / "config.yaml").is_file() and (run_dir / "metrics.csv").is_file()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert metrics["selected_on_validation"] is True
+
+
+def test_a_time_limit_that_ends_the_run_before_validation_is_reported(tmp_path, caplog):
+    # caplog: the CLI's log handler keeps the stderr of the first in-process command
+    deepchrome(
+        "fit", "--config", "configs/deepchrome_fast.yaml", "--trainer.max_time", "00:00:00:00",
+        "--trainer.default_root_dir", str(tmp_path), *FAST,
+    )  # fmt: skip
+    warning = [r.getMessage() for r in caplog.records if "before its first validation" in r.getMessage()]
+    assert warning == [
+        "trainer.max_time 00:00:00:00 ended it before its first validation (0 epochs done): the "
+        "checkpoint tested was not selected on validation (metrics.json: selected_on_validation false); give it more "
+        "time or validate more often (trainer.check_val_every_n_epoch)"
+    ]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["selected_on_validation"] is False and metrics["best_checkpoint"] is None
 
 
 def test_checkpoints_load_with_weights_only(trained):
