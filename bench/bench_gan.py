@@ -59,6 +59,8 @@ def main() -> None:
             (f"min corrected profile r ({q['profiles_measured']} measured)", "profile_correlation_corrected_min",
              lowest(q, "profile_correlation_corrected_real/")),
             ("max shortfall below min(0.9, real-vs-real)", "profile_correlation_gap_max", None),
+            ("max standardized profile difference", "profile_difference_max", q["profile_difference_real_max"]),
+            ("  its excess over real-vs-real", "profile_difference_excess", None),
             ("conditional fidelity AUROC", "conditional_fidelity_auroc", q["conditional_fidelity_auroc_real"]),
             ("mark x mark correlation distance", "mark_correlation_distance", q["mark_correlation_distance_real"]),
         ]  # fmt: skip
@@ -67,6 +69,9 @@ def main() -> None:
             target = metrics["targets"].get(key, "(lower is better)" if "distance" in key else "")
             verdict = {True: "PASS", False: "FAIL"}.get(met.get(key), "")
             print(f"{name:<44}{q[key]:>8.3f}{real}  {target:<18}{verdict}")
+        print(f"(two-sample AUROC of real vs real, {q['two_sample_runs']} runs: 2.5-97.5% "
+              f"{q['two_sample_auroc_real_q025']:.3f}-{q['two_sample_auroc_real_q975']:.3f}; generated genes "
+              f"beyond it: {q['two_sample_beyond_real']})")  # fmt: skip
         print(f"(real: a training-split sample in place of generated genes; {q['real_genes']} real test "
               f"genes against {q['generated_genes']} generated ones)")  # fmt: skip
 

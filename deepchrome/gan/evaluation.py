@@ -10,11 +10,19 @@ import numpy as np
 FIDELITY_BAND = 0.05
 
 #: The quality targets: ``key: (kind, bound)`` with kind ``<=``, ``>=`` or ``within`` (|value| <= bound).
-#: The profile target (mean profiles correlate >= 0.9) is judged on the noise-corrected correlation of
-#: every class x mark whose real profile is measured (``profile_correlation_corrected_min``), and no
-#: profile may fall more than 0.1 below what another real gene set reaches (``profile_correlation_gap_max``).
-#: The raw ``profile_correlation_min`` is still reported, but it is no target: real gene sets of a flat
-#: mark (100 genes per class) correlate near 0 with each other, so no generator could reach 0.9 on it.
+#: The shape target (mean profiles correlate >= 0.9) is judged on the noise-corrected correlation of
+#: every class x mark whose real profile is measured (``profile_correlation_corrected_min``). Every class
+#: x mark, flat ones included, is judged by the noise-corrected standardized mean difference
+#: (:func:`~deepchrome.gan.quality.profile_differences`, the RMS over bins of the per-bin difference in
+#: real per-bin SDs): its worst value may exceed the worst one between two real gene sets (the training
+#: genes vs the evaluated ones) by at most 0.1 (``profile_difference_excess``). On 600 simulated genes,
+#: held-out real genes in place of generated ones exceed it by 0.006 and a caricature with the class
+#: difference doubled by 0.17 (tests/test_gan.py). The RMS dilutes a difference confined to a few bins
+#: (a doubled promoter peak moves 15 of 100 bins), and with 100 genes per class the statistic's own
+#: sampling spread is large: between E003's or E123's own 200-gene splits the worst class x mark reached
+#: 0.15-0.39 (``python scripts/gan_real_reference.py``), so at that size the target is a coarse check.
+#: The raw ``profile_correlation_min`` and ``profile_correlation_gap_max`` are still reported, but are no
+#: target: real gene sets of a flat mark correlate near 0 with each other, so a correlation is noise there.
 #: Fidelity is judged relative to the real-data reference, not against a fixed bar: the classifier's AUROC
 #: on generated high vs low genes minus its AUROC on the real genes (``conditional_fidelity_gap``) must
 #: lie within +/- :data:`FIDELITY_BAND`. Too high is a caricature (classes more separable than real
@@ -23,7 +31,7 @@ FIDELITY_BAND = 0.05
 TARGETS = {
     "two_sample_auroc": ("<=", 0.75),
     "profile_correlation_corrected_min": (">=", 0.9),
-    "profile_correlation_gap_max": ("<=", 0.1),
+    "profile_difference_excess": ("<=", 0.1),
     "conditional_fidelity_gap": ("within", FIDELITY_BAND),
 }
 

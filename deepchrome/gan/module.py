@@ -221,8 +221,9 @@ class HistoneGAN(pl.LightningModule):
         report = self._quality("val")
         if report is None:
             return
-        counts = ("generated_genes", "real_genes")
-        self.log_dict({f"gan_{k}": v for k, v in report.items() if "/" not in k and k not in counts}, prog_bar=False)
+        counts = ("generated_genes", "real_genes", "two_sample_runs")
+        self.log_dict({f"gan_{k}": float(v) for k, v in report.items() if "/" not in k and k not in counts},
+                      prog_bar=False)  # fmt: skip
         if not self.trainer.sanity_checking:
             self.quality_history[self.current_epoch] = report
 

@@ -245,11 +245,13 @@ def _gan_row(cell: str, metrics: dict) -> dict:
         "epochs": metrics["epochs"],
         "two-sample AUROC": round(q["two_sample_auroc"], 3),
         "(real)": round(q["two_sample_auroc_real"], 3),
+        "(real) 97.5%": round(q.get("two_sample_auroc_real_q975", float("nan")), 3),
         "min profile r": round(q["profile_correlation_min"], 3),
         "(real) ": round(min(real_profiles), 3),
         "min corrected r": round(q["profile_correlation_corrected_min"], 3),
         "measured": q["profiles_measured"],
         "shortfall": round(q["profile_correlation_gap_max"], 3),
+        "profile diff excess": round(q.get("profile_difference_excess", float("nan")), 3),
         "fidelity AUROC": round(q.get("conditional_fidelity_auroc", float("nan")), 3),
         "(real)  ": round(q.get("conditional_fidelity_auroc_real", float("nan")), 3),
         "(real 95% CI)": _interval(
