@@ -439,3 +439,48 @@ def test_wrong_checkpoints_are_one_line_errors(trained, tmp_path, simulated):
                       "--data.train_cells", "[S01]", "--trainer.max_epochs", "1", "--model.classifier_checkpoint", raw,
                       "--trainer.default_root_dir", str(tmp_path / "g"), *QUIET, check=False)  # fmt: skip
     assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_cell_conditioned_gan_is_judged_and_sampled_per_cell(simulated, tmp_path, monkeypatch):
+    """Evaluation generates each real gene's mirror with that gene's cell condition (never none, which
+    training never used) and reports each cell against its own genes; sampling takes a trained cell's
+    condition by name and refuses another cell."""
+    from deepchrome.gan.checkpoint import condition_cell
+
+    conditions = []
+    forward = Generator.forward
+
+    def recording(self, z, label, cell=None):
+        if not torch.is_grad_enabled():  # evaluation (training steps run with gradients)
+            conditions.append(None if cell is None else cell.cpu().clone())
+        return forward(self, z, label, cell)
+
+    monkeypatch.setattr(Generator, "forward", recording)
+    run = tmp_path / "run"
+    args = ["gan", "fit", "--config", "configs/gan.yaml", "--data.root", str(simulated), "--data.train_cells",
+            "[S01,S02]", "--model.condition_on_cell", "true", "--trainer.max_epochs", "1", "--model.test_samples",
+            "400", "--trainer.default_root_dir", str(run), *QUIET]  # fmt: skip
+    run_cli(*args)
+    assert conditions and all(c is not None for c in conditions)
+    drawn = torch.cat(conditions)
+    # 200 test genes of each cell; the 400 generated ones mirror them, cell by cell
+    assert drawn.tolist() == [0] * 200 + [1] * 200
+    quality = json.loads((run / "metrics.json").read_text())["test_quality"]
+    for cell in ("S01", "S02"):
+        assert quality[f"cell/{cell}/real_genes"] == 200
+        assert 0 <= quality[f"cell/{cell}/two_sample_auroc"] <= 1
+        assert quality[f"cell/{cell}/profile_difference_max"] >= 0
+    generator, meta = load_gan(run / "checkpoints" / "last.ckpt")
+    assert meta["cells"] == ["S01", "S02"] and condition_cell(meta, "S02") == 1
+    first, _ = generate(generator, meta, 5, seed=0, cell="S02")
+    again, _ = generate(generator, meta, 5, seed=0, cell=1)
+    other, _ = generate(generator, meta, 5, seed=0, cell="S01")
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    with pytest.raises(DeepChromeError, match="cell 'S03': this GAN was trained on cells S01, S02 and generates only"):
+        generate(generator, meta, 5, cell="S03")
+    # an unconditioned GAN takes any name (it is only the output's name)
+    assert condition_cell({"n_cells": 1}, "anything") is None
+    refused = run_cli(*args[:-len(QUIET) - 2], "--data.test_cells", "[S03]", "--trainer.default_root_dir",
+                      str(tmp_path / "other"), *QUIET, check=False)  # fmt: skip
+    assert refused.returncode == 2 and "S03 is not a training cell (S01, S02)" in refused.stderr
+

@@ -105,6 +105,30 @@ def load_gan(path: str | os.PathLike) -> tuple[Generator, dict]:
     return generator.eval(), meta
 
 
+def condition_cell(meta: dict, cell: str) -> int | None:
+    """The generator's condition index for training cell ``cell`` (``None`` for a GAN not conditioned on cells,
+    whose ``cell`` is only a name for its output).
+
+    Raises
+    ------
+    DeepChromeError
+        ``cell`` is not one of the cells a cell-conditioned GAN was trained on (its condition would be
+        an embedding of another cell), or the checkpoint stores no cell names.
+    """
+    if meta.get("n_cells", 1) <= 1:
+        return None
+    names = list(meta.get("cells") or [])
+    if not names:
+        raise DeepChromeError(
+            f"this GAN is conditioned on {meta['n_cells']} cells but its checkpoint stores no cell names; retrain it"
+        )
+    if cell not in names:
+        raise DeepChromeError(
+            f"cell {cell!r}: this GAN was trained on cells {', '.join(names)} and generates only those"
+        )
+    return names.index(cell)
+
+
 def gan_transform(meta: dict) -> SignalTransform:
     """The data module's transform stored in a GAN checkpoint's metadata (``raw`` when absent)."""
     transform = SignalTransform("raw")

@@ -17,7 +17,7 @@ from deepchrome.errors import DeepChromeError
 from deepchrome.gan.checkpoint import GAN_FORMAT, check_compatible, gan_meta
 from deepchrome.gan.generation import GENERATION_CHUNK
 from deepchrome.gan.models import OUTPUTS, Discriminator, Generator, observe
-from deepchrome.gan.quality import quality_report, real_reference
+from deepchrome.gan.quality import profile_differences, quality_report, real_reference, two_sample_auroc
 
 
 def ema_with_warmup(decay: float):
@@ -110,6 +110,7 @@ class HistoneGAN(pl.LightningModule):
         self.classifier = None
         self.marks: list[str] = []
         self.n_cells = 1
+        self.cell_names: list[str] = []
         self._real: list = []
         self._reference: dict[str, dict] = {}
         self.quality_history: dict[int, dict] = {}
@@ -125,6 +126,16 @@ class HistoneGAN(pl.LightningModule):
         datamodule = self.trainer.datamodule
         self.marks = list(datamodule.marks)
         self.n_cells = len(datamodule.train_cells) if self.hparams.condition_on_cell else 1
+        # the condition index of a cell is its position among the training cells (the data module's cell_index)
+        self.cell_names = list(datamodule.train_cells) if self.n_cells > 1 else []
+        if self.cell_names:
+            untrained = [c for c in (*datamodule.val_cells, *datamodule.test_cells) if c not in self.cell_names]
+            if untrained:
+                raise DeepChromeError(
+                    f"model.condition_on_cell: the GAN is judged on each cell with that cell's condition, and "
+                    f"{', '.join(dict.fromkeys(untrained))} is not a training cell ({', '.join(self.cell_names)}); "
+                    "validate and test on training cells"
+                )
         # a copy: moving it to the GPU must not move the data loaders' transform
         self.transform = copy.deepcopy(datamodule.transform)
         if self.hparams.output == "counts" and stage == "fit":
@@ -180,8 +191,16 @@ class HistoneGAN(pl.LightningModule):
         return torch.as_tensor(cell_index[index.cpu().numpy()], device=index.device)
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        x, y, _ = batch
-        self._real.append((x.detach().cpu(), y.detach().cpu()))
+        x, y, index = batch
+        self._real.append((x.detach().cpu(), y.detach().cpu(), self._conditions(index)))
+
+    def _conditions(self, index: torch.Tensor) -> torch.Tensor | None:
+        """The training-cell condition [batch] of evaluated real genes (``None`` without cell conditioning)."""
+        if not self.cell_names:
+            return None
+        stage = self.trainer.datamodule.data["test" if self.trainer.testing else "val"]
+        names = np.asarray(stage.cells)[stage.cell_index[index.cpu().numpy()]]
+        return torch.tensor([self.cell_names.index(name) for name in names])
 
     test_step = validation_step
 
@@ -189,8 +208,9 @@ class HistoneGAN(pl.LightningModule):
         """Quality of the EMA generator against the real genes collected in this evaluation."""
         if not self._real:
             return None
-        real = torch.cat([x for x, _ in self._real])
-        labels = torch.cat([y for _, y in self._real])
+        real = torch.cat([x for x, _, _ in self._real])
+        labels = torch.cat([y for _, y, _ in self._real])
+        cells = None if self._real[0][2] is None else torch.cat([c for _, _, c in self._real])
         self._real = []
         repeats = TEST_REPEATS if stage == "test" else VALIDATION_REPEATS
         if stage not in self._reference:
@@ -200,15 +220,31 @@ class HistoneGAN(pl.LightningModule):
         n = self.hparams.quality_samples or len(real)
         if stage == "test":
             n = max(n, self.hparams.test_samples)
-        # generated classes in the real genes' proportions
-        fake_labels = labels[torch.arange(n) % len(labels)]
+        # generated classes (and cells) in the real genes' proportions: each generated gene mirrors a real one
+        mirrored = torch.arange(n) % len(labels)
+        fake_labels = labels[mirrored]
+        fake_cells = None if cells is None else cells[mirrored]
         # a fixed seed per epoch, forked: evaluation must not shift the training's random stream
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.current_epoch)
-            fake = torch.cat([self.sample(chunk, average=True).cpu() for chunk in fake_labels.split(GENERATION_CHUNK)])
+            label_chunks = fake_labels.split(GENERATION_CHUNK)
+            cell_chunks = [None] * len(label_chunks) if fake_cells is None else fake_cells.split(GENERATION_CHUNK)
+            chunks = zip(label_chunks, cell_chunks, strict=True)
+            fake = torch.cat([self.sample(chunk, condition, average=True).cpu() for chunk, condition in chunks])
         classifier = self.classifier[0] if self.classifier else None
         report = quality_report(real, labels, fake, fake_labels, self.marks, classifier,
                                 reference=self._reference[stage], repeats=repeats)  # fmt: skip
+        if cells is not None:
+            # each cell's generated genes (its condition) against that cell's real genes
+            for number, name in enumerate(self.cell_names):
+                here, there = cells == number, fake_cells == number
+                if here.sum() < 4:
+                    continue
+                report[f"cell/{name}/two_sample_auroc"] = two_sample_auroc(real[here], fake[there], repeats=repeats)
+                differences = profile_differences(real[here], labels[here], fake[there], fake_labels[there], self.marks)
+                finite = [v for v in differences.values() if not np.isnan(v)]
+                report[f"cell/{name}/profile_difference_max"] = max(finite, default=float("nan"))
+                report[f"cell/{name}/real_genes"] = int(here.sum())
         return {**report, "generated_genes": n, "real_genes": len(real)}
 
     def _training_sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,6 +283,7 @@ class HistoneGAN(pl.LightningModule):
             "latent_dim": self.hparams.latent_dim,
             "width": self.hparams.width,
             "n_cells": self.n_cells,
+            "cells": self.cell_names,  # condition index -> training cell (empty: not conditioned on cells)
             "output": self.hparams.output,
             "bin_overlap": self.hparams.bin_overlap,
             "transform": self.transform.state_dict() if self.transform is not None else None,
