@@ -483,4 +483,3 @@ def test_a_cell_conditioned_gan_is_judged_and_sampled_per_cell(simulated, tmp_pa
     refused = run_cli(*args[:-len(QUIET) - 2], "--data.test_cells", "[S03]", "--trainer.default_root_dir",
                       str(tmp_path / "other"), *QUIET, check=False)  # fmt: skip
     assert refused.returncode == 2 and "S03 is not a training cell (S01, S02)" in refused.stderr
-
