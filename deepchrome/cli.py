@@ -360,10 +360,15 @@ def _download(argv: list[str], verbosity: int = 0) -> None:
     parser.add_argument("--checksum", help="md5:<hex> or sha256:<hex>, with --url")
     parser.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive in OUT")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace split files in OUT that differ from the release (else refused)",
+    )
     args = parser.parse_args(argv)
     result = download_release(
         args.out, cells=args.cells, record_url=args.record_url, file_name=args.file, url=args.url,
         checksum=args.checksum, keep_archive=args.keep_archive, progress=not args.no_progress and verbosity >= 0,
+        overwrite=args.overwrite,
     )  # fmt: skip
     print(f"{len(result['cells'])} cells in {args.out}: {', '.join(result['cells'])}")
 
