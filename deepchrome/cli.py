@@ -25,7 +25,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from deepchrome.errors import DeepChromeError
+from deepchrome.errors import DeepChromeError, Interrupted
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """usage: deepchrome [-q | -v] <command> [options]
@@ -73,7 +73,11 @@ UNACTIONABLE_WARNINGS = (
     r"LightningCLI's args parameter",
 )
 #: Lightning's advertisements (litlogger, litmodels) and hardware notes (the config chooses the accelerator).
-UNACTIONABLE_MESSAGES = ("💡 Tip:", "Seed set to", "GPU available:", "TPU available:", "HPU available:")
+UNACTIONABLE_MESSAGES = (
+    "💡 Tip:", "Seed set to", "GPU available:", "TPU available:", "HPU available:",
+    # the command's own line says it was interrupted, and what it left
+    "\nDetected KeyboardInterrupt", "Received SIGTERM",
+)  # fmt: skip
 REPORT = (
     "deepchrome: internal error: the traceback above is a bug in deepchrome, not a problem with your input; "
     "please report it with the command you ran and this output"
@@ -669,7 +673,8 @@ class _DropMessages(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.quiet and record.levelno < logging.WARNING:
             return False
-        return not str(record.msg).startswith(UNACTIONABLE_MESSAGES)
+        text = re.sub(r"^\[rank: \d+\] ", "", str(record.msg))
+        return not text.startswith(UNACTIONABLE_MESSAGES)
 
 
 @contextlib.contextmanager
@@ -680,7 +685,8 @@ def output_level(verbosity: int):
     those (not a level, which importing Lightning resets) drops the unactionable ones by default
     and all but warnings when quiet.
     """
-    emitters = ("pytorch.utilities.rank_zero", "fabric.utilities.rank_zero", "fabric.utilities.seed")
+    emitters = ("pytorch.utilities.rank_zero", "fabric.utilities.rank_zero", "fabric.utilities.seed",
+                "pytorch.trainer.connectors.signal_connector")  # fmt: skip
     sources = [logging.getLogger(f"lightning.{name}") for name in emitters]
     ours = logging.getLogger("deepchrome")
     level = ours.level
@@ -708,7 +714,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script: runs one command inside the error boundary.
 
     Exit status: 0 on success, 2 for a user error (one line ``deepchrome: error: ...``), 1 for a bug
-    (its traceback, then a line asking to report it), 130 when interrupted.
+    (its traceback, then a line asking to report it), 130 when interrupted by Ctrl-C (SIGINT), 143
+    by SIGTERM (one line saying what the run left and how to resume it).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     logger = logging.getLogger("deepchrome")
@@ -742,8 +749,11 @@ def main(argv: list[str] | None = None) -> None:
                 commands[argv[0]](argv[1:])
             else:
                 raise DeepChromeError(f"unknown command {argv[0]!r}; run `deepchrome --help`")
+    except Interrupted as stop:  # a run stopped by Ctrl-C or SIGTERM, saying what it left
+        print(f"deepchrome: {stop}", file=sys.stderr)
+        sys.exit(128 + stop.signal)
     except KeyboardInterrupt:
-        print("deepchrome: interrupted", file=sys.stderr)
+        print("deepchrome: interrupted (SIGINT)", file=sys.stderr)
         sys.exit(130)
     except Exception as error:
         message = user_error_message(error)

@@ -20,6 +20,7 @@ import torch
 
 from deepchrome import cli
 from deepchrome.cli import output_level, user_error_message
+from deepchrome.errors import Interrupted
 from tests.cli import run_cli
 from tests.conftest import EXAMPLE, REPO
 from tests.tree import hidden, snapshot
@@ -324,12 +325,33 @@ def test_an_interrupted_overwrite_puts_the_finished_run_back(fitted, tmp_path):
     handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT after an interrupt
     quiet = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False, "trainer.max_epochs": 5}
     try:
-        with pytest.raises(SystemExit):
+        with pytest.raises(Interrupted) as stopped:
             deepchrome.fit("linear", quiet, run_dir=run, overwrite=True, callbacks=[Interrupt()])
     finally:
+        assert signal.getsignal(signal.SIGINT) is handler  # Lightning's SIG_IGN is undone
         signal.signal(signal.SIGINT, handler)
+    assert str(stopped.value) == f"interrupted (SIGINT); {run} holds the run it was to replace, as before"
     assert snapshot(run) == before
     assert hidden(run) == []
+
+
+@pytest.mark.parametrize(("signum", "status", "name"), [(15, 143, "SIGTERM"), (2, 130, "SIGINT")])
+def test_a_fit_stopped_by_a_signal_exits_non_zero_and_says_how_to_resume(tmp_path, signum, status, name):
+    run = tmp_path / "run"
+    common = ["fit", "--config", "linear", "--trainer.default_root_dir", str(run), *FAST]
+    result = run_cli(*common, "--trainer.max_epochs", "4", "--trainer.callbacks+=tests.callbacks.SendSignal",
+                     "--trainer.callbacks.signum", str(signum), check=False, subprocess_=True)  # fmt: skip
+    assert result.returncode == status, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        f"deepchrome: interrupted ({name}); the checkpoints are kept in {run / 'checkpoints'}: "
+        "resume with --ckpt_path last"
+    ]
+    assert not (run / "metrics.json").exists() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    assert hidden(run) == []
+    resumed = run_cli(*common, "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    assert "metrics:" in resumed.stdout
+    assert pd.read_csv(run / "metrics.csv").dropna(subset=["train_loss"])["epoch"].tolist() == [0, 1]
 
 
 def test_evaluating_without_a_checkpoint_is_refused(tmp_path):
