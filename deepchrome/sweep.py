@@ -43,7 +43,7 @@ from optuna.storages import JournalStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from deepchrome import files
-from deepchrome.config import apply_overrides, check_path, load_config, read_settings, set_path
+from deepchrome.config import apply_overrides, check_path, check_setting_types, load_config, read_settings, set_path
 from deepchrome.errors import DeepChromeError
 from deepchrome.names import check_name
 
@@ -78,6 +78,9 @@ def load_sweep_config(source: str | os.PathLike | dict) -> dict:
         For a missing file, an unknown key or config path, an invalid distribution, a test-split objective.
     """
     sweep, where, folder = read_settings(source, SWEEP_KEYS, "sweep config")
+    check_setting_types(sweep, {"base_config": "path or mapping", "search_space": "mapping", "overrides": "mapping",
+                                "objective": "text", "direction": "text", "sampler": "mapping", "pruner": "mapping",
+                                "study_name": "text"}, where)  # fmt: skip
     if "base_config" not in sweep or "search_space" not in sweep:
         raise DeepChromeError(f"{where}: needs base_config and search_space")
     base_source = sweep["base_config"]

@@ -69,6 +69,12 @@ def ws(tmp_path, fitted, gan_checkpoint) -> dict[str, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("g1,1,0,0,0,0,0\n")
     (tmp_path / "ann.bed").write_text("chr1\t100\t200\tg1\t0\t+\n")
+    (tmp_path / "sweep_list.yaml").write_text("base_config: linear\nsearch_space: [1, 2]\n")
+    experiment = f"root: {EXAMPLE}\nmodels: {{linear: linear}}\n"
+    (tmp_path / "exp_k.yaml").write_text(experiment + "families: [inclusive_random]\nk_random: -1\n")
+    (tmp_path / "exp_models.yaml").write_text(f"root: {EXAMPLE}\nmodels: {{linear: 5}}\n")
+    (tmp_path / "exp_families.yaml").write_text(experiment + "families: []\n")
+    (tmp_path / "exp_empty.yaml").write_text("")
     return {
         "ws": str(tmp_path), "afile": str(tmp_path / "afile"), "binary": str(tmp_path / "binary.dat"),
         "bad_yaml": str(tmp_path / "bad.yaml"), "out": str(tmp_path / "out"), "missing": str(tmp_path / "missing"),
@@ -192,7 +198,18 @@ CASES = [
           "--sweep-dir {afile}: is a file, expected a folder"),
     _case("sweep-negative-trials", "sweep --config sweeps/linear --n-trials -1 --sweep-dir {out}/sw",
           "argument --n-trials: must be >= 0, got -1"),
+    _case("sweep-space-not-a-mapping", "sweep --config {ws}/sweep_list.yaml --sweep-dir {out}/sw",
+          "{ws}/sweep_list.yaml: search_space must be a mapping (key: value lines), got a list: [1, 2]"),
     # experiment
+    _case("experiment-negative-k-random", "experiment --config {ws}/exp_k.yaml --out {out}/e",
+          "{ws}/exp_k.yaml: k_random must be a whole number >= 1, got -1"),
+    _case("experiment-model-not-a-config", "experiment --config {ws}/exp_models.yaml --out {out}/e",
+          "{ws}/exp_models.yaml: models.linear must be a training config (a packaged name, a YAML path or a "
+          "mapping), got 5"),
+    _case("experiment-no-families", "experiment --config {ws}/exp_families.yaml --out {out}/e",
+          "{ws}/exp_families.yaml: families is empty: list one or more of single, test_on_rest"),
+    _case("experiment-empty-config", "experiment --config {ws}/exp_empty.yaml --out {out}/e",
+          "{ws}/exp_empty.yaml: the experiment config is empty: give at least root, models and families"),
     _case("experiment-missing-config", "experiment --config {missing}.yaml", "config {missing}.yaml not found"),
     _case("experiment-not-utf8", "experiment --config {binary}", "{binary}: cannot read (UnicodeDecodeError"),
     _case("experiment-out-is-a-file", "experiment --config experiments/example --out {afile}",
