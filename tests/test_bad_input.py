@@ -109,6 +109,11 @@ CASES = [
           "data.batch_size 0: must be a whole number >= 1"),
     _case("fit-negative-lr", FIT + " --model.optimizer.init_args.lr -1 --trainer.default_root_dir {out}/run",
           "model.optimizer: Invalid learning rate: -1.0 (fix --model.optimizer.init_args)"),
+    _case("fit-zero-channels", "fit --config deepchrome --model.net.init_args.channels 0 "
+          "--trainer.default_root_dir {out}/run", "model.net.init_args.channels 0: must be a whole number >= 1"),
+    _case("fit-zero-layer-size", "fit --config mlp --model.net.init_args.hidden [64,0] "
+          "--trainer.default_root_dir {out}/run",
+          "model.net.init_args.hidden [64, 0]: layer sizes must be whole numbers >= 1"),
     _case("fit-not-a-number", "fit --config linear --trainer.max_epochs x --trainer.default_root_dir {out}/run",
           "trainer.max_epochs: expected int or null, got 'x'"),
     _case("fit-unknown-option", FIT + " --data.batchsize 3", "unrecognized arguments: --data.batchsize 3"),
@@ -224,6 +229,8 @@ CASES = [
           "data.batch_size 0: must be a whole number >= 1"),
     _case("gan-fit-negative-lr", "gan fit --config gan --model.lr_generator -1 --trainer.default_root_dir {out}/g",
           "model.lr_generator -1.0: must be a finite number >= 0"),
+    _case("gan-fit-zero-width", "gan fit --config gan --model.width 0 --trainer.default_root_dir {out}/g",
+          "model.width 0: must be a whole number >= 1"),
     _case("gan-sample-missing-checkpoint", "gan sample --checkpoint {missing}.ckpt --out {out}",
           "checkpoint {missing}.ckpt not found"),
     _case("gan-sample-malformed-checkpoint", "gan sample --checkpoint {binary} --out {out}",
