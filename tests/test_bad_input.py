@@ -539,3 +539,41 @@ def test_the_readme_error_examples_are_the_real_messages(fitted, gan_checkpoint,
             args += ["--trainer.default_root_dir", str(tmp_path / "run")]  # never the checkout's runs/
         expected = re.sub(r"\b(ROOT|RUN)\b", lambda m: names[m.group(1)], answer)
         assert assert_refused(run_cli(*args, check=False), "") == expected, command
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "message"),
+    [
+        ("gan", {"output": 3}, "output 3 is not one of counts, continuous"),
+        ("gan", {"bin_overlap": "x"}, "bin_overlap 'x' is not a number in [0, 1]"),
+        ("gan", {"bin_overlap": 5.0}, "bin_overlap 5.0 is not a number in [0, 1]"),
+        ("gan", {"width": 0}, "width 0 is not a whole number >= 1"),
+        ("gan", {"transform": {"kind": "weird", "mean": None, "std": None}},
+         "transform kind 'weird' is not one of raw, log1p, standardize, log1p_standardize"),
+        ("classifier", {"transform": {"kind": "weird", "mean": None, "std": None}},
+         "transform kind 'weird' is not one of raw, log1p, standardize, log1p_standardize"),
+        ("classifier", {"n_marks": 4}, "n_marks is 4 but marks lists 5 (H3K27me3,"),
+        ("classifier", {"marks": MARKS[:3]}, "n_marks is 5 but marks lists 3 (H3K27me3, H3K36me3, H3K4me1)"),
+        ("classifier", {"transform": {"kind": "standardize", "mean": [0.0] * 5, "std": None}},
+         "transform standardize has no per-mark std"),
+    ],
+)  # fmt: skip
+def test_crafted_checkpoint_metadata_is_refused(fitted, gan_checkpoint, tmp_path, kind, change, message):
+    import deepchrome
+
+    source = gan_checkpoint if kind == "gan" else fitted / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(source, weights_only=True)
+    checkpoint["deepchrome"].update(change)
+    path = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, path)
+    expected = f"{path}: checkpoint metadata: {message}"
+    if kind == "gan":
+        command = ["gan", "sample", "--checkpoint", str(path), "--out", str(tmp_path / "out"), "--n", "2"]
+    else:
+        command = ["predict", "--config", "linear", "--ckpt_path", str(path), "--trainer.default_root_dir",
+                   str(tmp_path / "out")]  # fmt: skip
+        with pytest.raises(deepchrome.DeepChromeError, match=re.escape(expected)):
+            deepchrome.load(path)
+    line = assert_refused(run_cli(*command, check=False), expected)
+    assert line.endswith("the file is damaged or was not written by deepchrome")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crafted.ckpt"]
