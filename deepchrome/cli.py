@@ -597,6 +597,9 @@ _OS_ADVICE = {
     errno.ELOOP: "too many levels of symbolic links: check the path",
 }
 _NUMBER_ERRORS = re.compile(r"could not convert string to (float|int)|invalid literal for int\(\)")
+#: How numpy and torch report an allocation that does not fit in memory.
+_MEMORY_ERRORS = re.compile(r"not enough memory|DefaultCPUAllocator: can't allocate memory|Unable to allocate|"
+                            r"CUDA out of memory|out of memory", re.IGNORECASE)  # fmt: skip
 
 
 def user_error_message(error: BaseException) -> str | None:
@@ -623,6 +626,13 @@ def user_error_message(error: BaseException) -> str | None:
             )
         if isinstance(error, ValueError) and _NUMBER_ERRORS.search(str(error)):
             return f"a value is not a number ({str(error).splitlines()[0][:200]}): check the input"
+        if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and _MEMORY_ERRORS.search(str(error))):
+            asked = re.search(r"(\d+(?:\.\d+)?\s*[KMGTP]i?B)", str(error))
+            size = f" ({asked.group(1)} asked)" if asked else ""
+            return (
+                f"out of memory{size}: ask for less (fewer --genes, --n or --samples, a smaller --window or "
+                "batch size) or use a machine with more memory"
+            )
         error = error.__cause__ or error.__context__
     return None
 

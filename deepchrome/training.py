@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import os
+import re
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -349,6 +351,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except OSError as exc:
             if exc.filename is None:  # torch.save's own write errors name no file
                 exc.filename = str(path)
+            raise
+        except RuntimeError as exc:
+            # torch's C++ writer reports a full disk as "basic_ios::clear" or "PytorchStreamWriter failed"
+            if re.search(r"basic_ios::clear|PytorchStreamWriter failed|unexpected pos", str(exc)):
+                raise OSError(errno.ENOSPC, f"cannot write the checkpoint ({str(exc).splitlines()[0][:100]})",
+                              str(path)) from exc  # fmt: skip
             raise
         finally:
             if tmp.exists():

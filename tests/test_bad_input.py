@@ -153,6 +153,8 @@ CASES = [
     _case("simulate-out-is-a-file", "simulate --out {afile}", "--out {afile}: is a file, expected a folder"),
     _case("simulate-out-under-a-file", "simulate --out {afile}/sim", "{afile} is a file, expected a folder"),
     _case("simulate-zero-cells", "simulate --out {out}/sim --cells 0", "argument --cells: must be >= 1, got 0"),
+    _case("simulate-out-of-memory", "simulate --out {out}/sim --genes 100000000000",
+          "--genes 100000000000 x --cells 4 needs about 5.7 PB of memory, more than this machine's"),
     _case("simulate-not-a-number", "simulate --out {out}/sim --genes many",
           "argument --genes: expected a whole number, got 'many'"),
     # data check
@@ -241,6 +243,12 @@ CASES = [
           "--out {afile}: is a file, expected a folder"),
     _case("gan-sample-zero-genes", "gan sample --checkpoint {gan} --out {out} --n 0",
           "argument --n: must be >= 1, got 0 (see `deepchrome gan sample --help`)"),
+    _case("gan-sample-out-of-memory", "gan sample --checkpoint {gan} --out {out} --n 100000000000000",
+          "--n 100000000000000 needs about"),
+    _case("gan-visualize-out-of-memory", VISUALIZE + " --gan {gan} --classifier {ckpt} --out {out}/v "
+          "--samples 100000000000000", "--samples 100000000000000 needs about"),
+    _case("prepare-out-of-memory", "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell C1 "
+          "--out {out} --window 100000000000", "--window 100000000000 needs about 745.1 TB of memory"),
     _case("gan-sample-cell-escapes", "gan sample --checkpoint {gan} --out {out} --n 3 --cell ../victim",
           "--cell '../victim': a cell name must be a plain name"),
     _case("gan-visualize-missing-gan", VISUALIZE + " --gan {missing}.ckpt --classifier {ckpt} --out {out}/v",
@@ -452,6 +460,9 @@ def test_a_bug_prints_its_traceback_and_asks_for_a_report(monkeypatch):
         (IsADirectoryError(errno.EISDIR, "Is a directory", "/d"), "/d: is a folder, expected a file"),
         (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/f/x"), "/f/x: part of this path is a file"),
         (ValueError("could not convert string to float: 'abc'"), "a value is not a number"),
+        (MemoryError(), "out of memory: ask for less"),
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried "
+                      "to allocate 400000000000 bytes."), "out of memory: ask for less"),
         (RuntimeError("wrapped"), None),  # a bug
         (OSError(errno.EBADF, "Bad file descriptor"), None),  # not the user's doing
     ],
@@ -577,3 +588,21 @@ def test_crafted_checkpoint_metadata_is_refused(fitted, gan_checkpoint, tmp_path
     line = assert_refused(run_cli(*command, check=False), expected)
     assert line.endswith("the file is damaged or was not written by deepchrome")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crafted.ckpt"]
+
+
+@pytest.mark.parametrize(
+    "error", ["PytorchStreamWriter failed writing file data/0: file write failed", "basic_ios::clear: iostream error"]
+)
+def test_torch_write_errors_are_a_full_disk(tmp_path, monkeypatch, error):
+    from deepchrome import training
+
+    def full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half")
+        raise RuntimeError(error)
+
+    monkeypatch.setattr(training.torch, "save", full)
+    run = tmp_path / "run"
+    result = run_cli(FIT.split()[0], *FIT.split()[1:], "--trainer.default_root_dir", str(run), *FAST, check=False)
+    line = assert_refused(result, f"{run / 'checkpoints'}/")
+    assert line.endswith("no space left on the device: free some space or choose another output folder")
+    assert not run.exists()
