@@ -71,12 +71,18 @@ UNACTIONABLE_WARNINGS = (
     r"Experiment logs directory .* exists and is not empty",
     r"The number of training batches .* is smaller than the logging interval",
     r"LightningCLI's args parameter",
+    r"The dirpath has changed from",  # evaluating a checkpoint of another run folder: nothing to reload
+    r".* is experimental \(supported from v",  # optuna's ExperimentalWarning about the heartbeat features used
+    r"Argument ``\w+`` is an experimental feature",
 )
 #: Lightning's advertisements (litlogger, litmodels) and hardware notes (the config chooses the accelerator).
 UNACTIONABLE_MESSAGES = (
     "💡 Tip:", "Seed set to", "GPU available:", "TPU available:", "HPU available:",
     # the command's own line says it was interrupted, and what it left
     "\nDetected KeyboardInterrupt", "Received SIGTERM",
+    # the steps of loading a checkpoint (and, before a refused one, a line ahead of the error)
+    "Restoring states from the checkpoint path", "Restored all states from the checkpoint",
+    "Loaded model weights from the checkpoint",
 )  # fmt: skip
 REPORT = (
     "deepchrome: internal error: the traceback above is a bug in deepchrome, not a problem with your input; "
@@ -205,10 +211,12 @@ def _run_training_command(argv: list[str], gan: bool = False, verbosity: int = 0
     from deepchrome import runs
 
     subcommand, config, ckpt_path, options = _parse_training_command(argv, gan)
+    trainer = config.setdefault("trainer", {}) or {}
+    config["trainer"] = trainer
     if verbosity < 0:
-        trainer = config.setdefault("trainer", {}) or {}
-        config["trainer"] = trainer
         trainer.update(enable_progress_bar=False, enable_model_summary=False)
+    elif trainer.get("enable_progress_bar") is None and not sys.stderr.isatty():
+        trainer["enable_progress_bar"] = False  # bars redrawn into a log file are noise; a config may still ask
     if subcommand != "fit":
         results = runs.evaluate(config, subcommand, ckpt_path, gan=gan)
         if subcommand != "predict" and results:

@@ -634,6 +634,7 @@ def run_sweep(
         check_name(str(settings["study_name"]), "study_name", "study name")
     check_trial_configs(settings, str(config) if not isinstance(config, dict) else "sweep config")
     sweep_dir = Path(sweep_dir or Path("runs") / "sweeps" / settings["study_name"])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created..." is not news
     if storage:  # reached before the sweep folder is made: an unreachable database leaves nothing behind
         study = open_study(settings, storage)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -643,7 +644,6 @@ def run_sweep(
     callbacks = []
     if complete_trials:
         callbacks.append(optuna.study.MaxTrialsCallback(complete_trials, states=(optuna.trial.TrialState.COMPLETE,)))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if n_trials != 0:
         study.optimize(make_objective(settings, sweep_dir), n_trials=n_trials, timeout=timeout,
                        callbacks=callbacks, catch=(Exception,), show_progress_bar=False)  # fmt: skip

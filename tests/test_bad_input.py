@@ -136,6 +136,8 @@ CASES = [
           "data root {missing} does not exist"),
     _case("test-gan-checkpoint", "test --config linear --ckpt_path {gan}",
           "{gan} is not a deepchrome classifier checkpoint (kind: gan)"),
+    _case("test-other-network", "test --config deepchrome --ckpt_path {ckpt}",
+          "{ckpt}: checkpoint holds a LinearBaseline, the config builds a DeepChromeCNN"),
     _case("test-best-alias", "test --config linear --ckpt_path best --trainer.default_root_dir {run}",
           "--ckpt_path best: give the best checkpoint's file, e.g. --ckpt_path {run}/checkpoints/best-"),
     _case("test-last-without-a-run", "test --config linear --ckpt_path last --trainer.default_root_dir {out}",
@@ -606,3 +608,17 @@ def test_torch_write_errors_are_a_full_disk(tmp_path, monkeypatch, error):
     line = assert_refused(result, f"{run / 'checkpoints'}/")
     assert line.endswith("no space left on the device: free some space or choose another output folder")
     assert not run.exists()
+
+
+def test_default_output_has_no_bars_off_a_terminal_nor_unactionable_lines(tmp_path):
+    # stderr is not a terminal here (as in a log file or CI): no progress bars unless the config asks
+    fit = run_cli("fit", "--config", "linear", "--trainer.max_epochs", "1", "--trainer.default_root_dir",
+                  str(tmp_path / "run"))  # fmt: skip
+    assert "Epoch 0" not in fit.stderr and "it/s" not in fit.stderr
+    sweep = run_cli("sweep", "--config", "sweeps/linear", "--n-trials", "0", "--sweep-dir", str(tmp_path / "sweep"),
+                    "--storage", f"sqlite:///{tmp_path / 'study.db'}")  # fmt: skip
+    assert sweep.stderr == ""  # no optuna ExperimentalWarning nor "A new study created"
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    evaluated = run_cli("test", "--config", "linear", "--ckpt_path", str(last), "--trainer.default_root_dir",
+                        str(tmp_path / "elsewhere"))  # fmt: skip
+    assert evaluated.stderr == ""  # no "Restoring states from the checkpoint path", no "The dirpath has changed"

@@ -323,7 +323,7 @@ def run_report(
     if unknown:
         raise DeepChromeError(f"unknown model(s) {', '.join(unknown)} (available: {', '.join(MODELS)})")
     total = len(models) * seeds * (len(cells) + 1) + 3
-    progress = tqdm(total=total, desc="report", unit="step")
+    progress = tqdm(total=total, desc="report", unit="step", disable=None)  # a bar on a terminal only
 
     real, steps = classifier_table(root, cells, seeds, work / "real", quick, progress, models)
     _write_csv(real.drop(columns="run_dir"), out / "classifiers_real.csv")
