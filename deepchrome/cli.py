@@ -91,7 +91,12 @@ REPORT = (
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse with deepchrome's one-line errors (no usage block): ``argument --n: must be >= 1, got 0``."""
+    """argparse with deepchrome's one-line errors (no usage block): ``argument --n: must be >= 1, got 0``,
+    and no prefix matching (``--gen`` is not taken for ``--genes``), also in its subcommands' parsers."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise DeepChromeError(f"{message} (see `{self.prog} --help`)")
@@ -168,6 +173,10 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
 
     class ConfigParser(LightningCLI):
         # LightningCLI as a parser only: the run itself goes through deepchrome.runs.
+        def init_parser(self, **kwargs):
+            # no prefix matching: --trainer.max_epoch is a typo, not --trainer.max_epochs
+            return super().init_parser(**{**kwargs, "allow_abbrev": False})
+
         def _parse_ckpt_path(self) -> None:
             pass  # a checkpoint's contents never edit the config (it is untrusted input)
 

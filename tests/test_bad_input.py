@@ -274,6 +274,14 @@ CASES = [
     _case("compare-bad-level", "compare {run} {run} --level 2", "level must be between 0 and 1"),
     _case("compare-unwritable-out", "", "", skip=NO_OUTPUT),
     # the command line itself
+    _case("abbreviated-training-option", FIT + " --trainer.max_epoch 1 --trainer.default_root_dir {out}/run",
+          "unrecognized arguments: --trainer.max_epoch 1"),
+    _case("abbreviated-gan-option", "gan fit --config gan --trainer.max_epoch 1 --trainer.default_root_dir {out}/g",
+          "unrecognized arguments: --trainer.max_epoch 1"),
+    _case("abbreviated-option", "simulate --out {out}/sim --gen 3",
+          "unrecognized arguments: --gen 3 (see `deepchrome simulate --help`)"),
+    _case("abbreviated-subcommand-option", "data check {example} --no-c",
+          "unrecognized arguments: --no-c (see `deepchrome data --help`)"),
     _case("unknown-command", "frobnicate", "unknown command 'frobnicate'; run `deepchrome --help`"),
     _case("quiet-and-verbose", "-q simulate --out {out}/sim -v", "--quiet and --verbose together: choose one"),
 ]  # fmt: skip
