@@ -330,9 +330,9 @@ def _prepare(argv: list[str]) -> None:
         help="transcript: minus-strand windows reversed (default); genomic: as the public release",
     )
     parser.add_argument("--split", choices=("random", "chromosome", "lists"), default="random")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
-    parser.add_argument("--valid-chroms", default="", help="comma list, with --split chromosome")
-    parser.add_argument("--test-chroms", default="", help="comma list, with --split chromosome")
+    parser.add_argument("--seed", type=int, help="seed of the random split (default 0), with --split random")
+    parser.add_argument("--valid-chroms", help="comma list, with --split chromosome")
+    parser.add_argument("--test-chroms", help="comma list, with --split chromosome")
     parser.add_argument(
         "--split-list",
         action="append",
@@ -346,15 +346,23 @@ def _prepare(argv: list[str]) -> None:
         "--overwrite", action="store_true", help="replace existing data files of the same cells (else refused)"
     )
     args = parser.parse_args(argv)
+    for option, value, mode in (("--seed", args.seed, "random"), ("--valid-chroms", args.valid_chroms, "chromosome"),
+                                ("--test-chroms", args.test_chroms, "chromosome"),
+                                ("--split-list", args.split_list, "lists")):  # fmt: skip
+        if value is not None and args.split != mode:
+            raise DeepChromeError(
+                f"{option} is for --split {mode}; --split {args.split} would ignore it: drop {option} or use "
+                f"--split {mode}"
+            )
     tracks = dict(args.bigwig)
     if len(tracks) != len(args.bigwig):
         raise DeepChromeError("a mark is given twice in --bigwig")
     report = prepare(
         tracks, args.annotation, args.out, args.cell,
         expression=args.expression, window=args.window, bin_size=args.bin_size, stat=args.stat,
-        orientation=args.orientation, split=args.split, seed=args.seed,
-        valid_chroms=[c for c in args.valid_chroms.split(",") if c],
-        test_chroms=[c for c in args.test_chroms.split(",") if c],
+        orientation=args.orientation, split=args.split, seed=args.seed or 0,
+        valid_chroms=[c for c in (args.valid_chroms or "").split(",") if c],
+        test_chroms=[c for c in (args.test_chroms or "").split(",") if c],
         split_lists=dict(args.split_list or []), chrom_sizes=args.chrom_sizes,
         labels=not args.no_labels, workers=args.workers, overwrite=args.overwrite,
     )  # fmt: skip

@@ -178,6 +178,16 @@ CASES = [
     _case("prepare-cell-escapes",
           "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell ../victim --out {out}",
           "--cell '../victim': a cell name must be a plain name"),
+    _case("prepare-seed-of-another-split",
+          "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell C1 --out {out} --split chromosome "
+          "--valid-chroms chr2 --test-chroms chr3 --seed 4",
+          "--seed is for --split random; --split chromosome would ignore it: drop --seed or use --split random"),
+    _case("prepare-chroms-of-another-split",
+          "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell C1 --out {out} --test-chroms chr3",
+          "--test-chroms is for --split chromosome; --split random would ignore it"),
+    _case("prepare-lists-of-another-split",
+          "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell C1 --out {out} "
+          "--split-list test={ann}", "--split-list is for --split lists; --split random would ignore it"),
     # download
     _case("download-missing-url", "download --out {out}/dl --url file://{missing}.tar.gz --checksum md5:"
           + "0" * 32 + " --no-progress", "cannot reach file://{missing}.tar.gz"),
