@@ -227,7 +227,10 @@ def _run_training_command(argv: list[str], gan: bool = False, verbosity: int = 0
     elif trainer.get("enable_progress_bar") is None and not sys.stderr.isatty():
         trainer["enable_progress_bar"] = False  # bars redrawn into a log file are noise; a config may still ask
     if subcommand != "fit":
-        results = runs.evaluate(config, subcommand, ckpt_path, gan=gan)
+        # a checkpoint of a run folder: predictions.csv goes beside that run, unless the command names a folder
+        named = any(arg.split("=")[0] == "--trainer.default_root_dir" for arg in argv)
+        run_dir = None if named else runs.checkpoint_run_dir(ckpt_path)
+        results = runs.evaluate(config, subcommand, ckpt_path, run_dir=run_dir, gan=gan)
         if subcommand != "predict" and results:
             shown = {k: round(float(v), 4) for k, v in results[0].items()}
             print(f"{subcommand} ({ckpt_path}): {shown}")

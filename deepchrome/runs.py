@@ -526,6 +526,18 @@ def evaluate(
         raise
 
 
+def checkpoint_run_dir(ckpt_path: str | os.PathLike | None) -> Path | None:
+    """The run folder a checkpoint file belongs to (``RUN`` for ``RUN/checkpoints/X.ckpt`` when ``RUN``
+    holds a fit's ``config.yaml`` or ``metrics.json``), else ``None``: ``predict`` writes beside it."""
+    if ckpt_path is None or os.fspath(ckpt_path) in ("last", "best", "hpc", "registry"):
+        return None
+    path = Path(ckpt_path).expanduser().resolve()
+    run = path.parent.parent
+    if path.parent.name == "checkpoints" and any((run / name).is_file() for name in ("config.yaml", "metrics.json")):
+        return run
+    return None
+
+
 def _run_checkpoint(ckpt_path: str | os.PathLike | None, run_dir: Path) -> str | os.PathLike | None:
     """``--ckpt_path last`` as the run folder's ``checkpoints/last.ckpt`` (Lightning would otherwise
     score an untrained model when there is none); ``best`` is refused (it names the best checkpoint

@@ -640,3 +640,19 @@ def test_default_output_has_no_bars_off_a_terminal_nor_unactionable_lines(tmp_pa
     evaluated = run_cli("test", "--config", "linear", "--ckpt_path", str(last), "--trainer.default_root_dir",
                         str(tmp_path / "elsewhere"))  # fmt: skip
     assert evaluated.stderr == ""  # no "Restoring states from the checkpoint path", no "The dirpath has changed"
+
+
+def test_predict_writes_beside_the_fit_of_its_checkpoint(fitted, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(fitted, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    top = sorted(p.name for p in (REPO / "runs").glob("*"))
+    run_cli("predict", "--config", "linear", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), *FAST)
+    table = pd.read_csv(run / "predictions.csv")
+    assert len(table) > 0 and {"gene_id", "probability"} <= set(table.columns)
+    assert {name: (run / name).read_bytes() for name in before} == before  # the fit's own files untouched
+    assert sorted(p.name for p in (REPO / "runs").glob("*")) == top  # not the config's runs/linear
+    # a folder named on the command line wins
+    run_cli("predict", "--config", "linear", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+            "--trainer.default_root_dir", str(tmp_path / "elsewhere"), *FAST)  # fmt: skip
+    assert (tmp_path / "elsewhere" / "predictions.csv").is_file()
