@@ -425,6 +425,8 @@ def _explain(argv: list[str]) -> None:
         "--gene-figures", type=_whole(0), default=3, help="per-gene figures of the most confident genes"
     )
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier explain's outputs in --out (else refused); other files stay")
     args = parser.parse_args(argv)
     _check_out(args.out)
     from deepchrome.interpret.explain import explain
@@ -432,7 +434,7 @@ def _explain(argv: list[str]) -> None:
     summary = explain(
         args.checkpoint, args.root, args.cells, args.out, split=args.split, method=args.method,
         baseline=args.baseline, n_steps=args.n_steps, noise_tunnel=args.noise_tunnel, genes=args.genes,
-        linear_checkpoint=args.linear_checkpoint, gene_figures=args.gene_figures,
+        linear_checkpoint=args.linear_checkpoint, gene_figures=args.gene_figures, overwrite=args.overwrite,
     )  # fmt: skip
     print(
         f"{summary['genes']} genes explained ({args.method}); marks by importance: {', '.join(summary['ranked_marks'])}"

@@ -656,3 +656,24 @@ def test_predict_writes_beside_the_fit_of_its_checkpoint(fitted, tmp_path):
     run_cli("predict", "--config", "linear", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
             "--trainer.default_root_dir", str(tmp_path / "elsewhere"), *FAST)  # fmt: skip
     assert (tmp_path / "elsewhere" / "predictions.csv").is_file()
+
+
+def test_explain_into_an_earlier_explain_is_refused_and_overwrite_replaces_only_its_files(fitted, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's\n")
+    common = ["explain", "--checkpoint", str(fitted / "checkpoints" / "last.ckpt"), "--root", str(EXAMPLE),
+              "--n-steps", "2", "--out", str(out)]  # fmt: skip
+    run_cli(*common, "--cells", "S01", "--gene-figures", "2")
+    first = sorted(p.name for p in out.iterdir())
+    assert "S01_marks.png" in first and sum(name.startswith("gene_") for name in first) == 6
+    before = snapshot(out)
+    refused = run_cli(*common, "--cells", "S02", "--gene-figures", "0", check=False)
+    assert_refused(refused, f"{out} already holds the outputs of an earlier explain (S01_heatmap.csv, "
+                   f"{len(first) - 1} file(s)); pass --overwrite to replace them, or choose another --out")  # fmt: skip
+    assert snapshot(out) == before
+    run_cli(*common, "--cells", "S02", "--gene-figures", "0", "--overwrite")
+    second = sorted(p.name for p in out.iterdir())
+    assert "notes.txt" in second and (out / "notes.txt").read_text() == "the user's\n"
+    assert not any(name.startswith(("S01_", "gene_")) for name in second)  # nothing left of the first explain
+    assert "S02_marks.png" in second and hidden(out) == []

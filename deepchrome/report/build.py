@@ -401,7 +401,7 @@ def run_report(
     linear_checkpoint = _best_checkpoint(work / "real" / _slug(LINEAR) / f"{cells[0]}-seed0")
     step = timed_step("attributions", lambda: explain(cnn_checkpoint, root, [cells[0]], out / "attributions",
                                                       linear_checkpoint=linear_checkpoint, gene_figures=1,
-                                                      n_steps=10 if fast else 50))  # fmt: skip
+                                                      n_steps=10 if fast else 50, overwrite=True))  # fmt: skip
     steps.append(step)
     attribution = step.value
     progress.update(1)
