@@ -393,7 +393,8 @@ def _download(argv: list[str], verbosity: int = 0) -> None:
     parser.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive in OUT")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="replace split files in OUT that differ from the release (else refused)",
     )
     args = parser.parse_args(argv)
@@ -425,8 +426,11 @@ def _explain(argv: list[str]) -> None:
         "--gene-figures", type=_whole(0), default=3, help="per-gene figures of the most confident genes"
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier explain's outputs in --out (else refused); other files stay")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier explain's outputs in --out (else refused); other files stay",
+    )
     args = parser.parse_args(argv)
     _check_out(args.out)
     from deepchrome.interpret.explain import explain
@@ -713,6 +717,15 @@ class _DropMessages(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.quiet and record.levelno < logging.WARNING:
             return False
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self.interrupted = True
+            return False  # optuna's "Trial N failed" traceback for a Ctrl-C: the command's own line says it
+        if (
+            getattr(self, "interrupted", False)
+            and str(record.msg).startswith("Trial ")
+            and "failed with value" in str(record.msg)
+        ):
+            return False  # and the line optuna adds after it
         text = re.sub(r"^\[rank: \d+\] ", "", str(record.msg))
         return not text.startswith(UNACTIONABLE_MESSAGES)
 
@@ -728,6 +741,7 @@ def output_level(verbosity: int):
     emitters = ("pytorch.utilities.rank_zero", "fabric.utilities.rank_zero", "fabric.utilities.seed",
                 "pytorch.trainer.connectors.signal_connector")  # fmt: skip
     sources = [logging.getLogger(f"lightning.{name}") for name in emitters]
+    sources.append(logging.getLogger("optuna.study._optimize"))  # a trial's failure (its traceback) on Ctrl-C
     ours = logging.getLogger("deepchrome")
     level = ours.level
     drop = _DropMessages(quiet=verbosity < 0)
@@ -793,7 +807,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"deepchrome: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signal)
     except KeyboardInterrupt:
-        print("deepchrome: interrupted (SIGINT)", file=sys.stderr)
+        print("deepchrome: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as error:
         message = user_error_message(error)

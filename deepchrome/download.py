@@ -173,8 +173,9 @@ def download(url: str, part: Path, size: int | None = None, progress: bool = Tru
             raise DeepChromeError(f"cannot write {part} ({_reason(exc)})") from None
         with (
             handle,
-            tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=part.stem,
-                 disable=None if progress else True) as bar,  # None: a bar on a terminal only
+            tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, desc=part.stem, disable=None if progress else True
+            ) as bar,  # None: a bar on a terminal only
         ):
             while True:
                 try:

@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 
 from deepchrome import files
 from deepchrome.config import apply_overrides, check_path, check_setting_types, load_config, read_settings, set_path
-from deepchrome.errors import DeepChromeError
+from deepchrome.errors import DeepChromeError, Interrupted
 from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
@@ -539,7 +540,9 @@ def make_objective(settings: dict, sweep_dir: Path):
             # Lightning turns Ctrl-C into sys.exit(1), which optuna would not catch: the trial would stay
             # RUNNING. As a KeyboardInterrupt, optuna marks it failed and the worker stops.
             trial.set_user_attr("fail_reason", f"interrupted ({exc.__class__.__name__})")
-            raise KeyboardInterrupt from exc
+            number = exc.signal if isinstance(exc, Interrupted) else signal.SIGINT  # SIGTERM: status 143
+            note = "the running trial is marked failed; the same command continues the sweep"
+            raise Interrupted(number, note) from exc
         trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if isinstance(v, int | float)})
         trial.set_user_attr("run_dir", str(run_dir))
         value = objective_value(metrics, run_dir, settings["objective"])

@@ -481,8 +481,13 @@ def test_a_bug_prints_its_traceback_and_asks_for_a_report(monkeypatch):
         (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/f/x"), "/f/x: part of this path is a file"),
         (ValueError("could not convert string to float: 'abc'"), "a value is not a number"),
         (MemoryError(), "out of memory: ask for less"),
-        (RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried "
-                      "to allocate 400000000000 bytes."), "out of memory: ask for less"),
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried "
+                "to allocate 400000000000 bytes."
+            ),
+            "out of memory: ask for less",
+        ),
         (RuntimeError("wrapped"), None),  # a bug
         (OSError(errno.EBADF, "Bad file descriptor"), None),  # not the user's doing
     ],
@@ -677,3 +682,19 @@ def test_explain_into_an_earlier_explain_is_refused_and_overwrite_replaces_only_
     assert "notes.txt" in second and (out / "notes.txt").read_text() == "the user's\n"
     assert not any(name.startswith(("S01_", "gene_")) for name in second)  # nothing left of the first explain
     assert "S02_marks.png" in second and hidden(out) == []
+
+
+@pytest.mark.parametrize(("signum", "status", "name"), [(15, 143, "SIGTERM"), (2, 130, "SIGINT")])
+def test_an_interrupted_sweep_exits_with_the_signal_status(tmp_path, monkeypatch, signum, status, name):
+    from deepchrome import runs
+
+    def stopped(*args, **kwargs):
+        raise Interrupted(signum, "the checkpoints are kept in X: resume with --ckpt_path last")
+
+    monkeypatch.setattr(runs, "train", stopped)
+    result = run_cli("sweep", "--config", "sweeps/linear", "--n-trials", "1", "--sweep-dir", str(tmp_path / "sw"),
+                     check=False)  # fmt: skip
+    assert result.returncode == status
+    assert result.stderr.strip().splitlines() == [
+        f"deepchrome: interrupted ({name}); the running trial is marked failed; the same command continues the sweep"
+    ]

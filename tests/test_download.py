@@ -329,8 +329,11 @@ def test_existing_cell_folder_keeps_other_files_and_edited_splits_need_overwrite
     before = snapshot(tmp_path / "release")
     with Server(build_tarball()) as server:
         refused = download(server, tmp_path / "release", "--cells", "S01", check=False)
-        _refused(refused, f"{cell}/classification/train.csv already exists and differs from the release "
-                 "(1 file(s) would be replaced): pass --overwrite to replace them, or choose another --out")
+        _refused(
+            refused,
+            f"{cell}/classification/train.csv already exists and differs from the release "
+            "(1 file(s) would be replaced): pass --overwrite to replace them, or choose another --out",
+        )
         assert snapshot(tmp_path / "release") == before
         download(server, tmp_path / "release", "--cells", "S01", "--overwrite")
         again = download(server, tmp_path / "release", "--cells", "S01")  # the same content: nothing to refuse
