@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from deepchrome import files
-from deepchrome.checkpoints import check_ckpt_path
+from deepchrome.checkpoints import LIGHTNING_CKPT_ALIASES, check_ckpt_path
 from deepchrome.config import resolve_input_paths
 from deepchrome.errors import DeepChromeError, Interrupted
 from deepchrome.files import check_out_folder
@@ -529,7 +529,7 @@ def evaluate(
 def checkpoint_run_dir(ckpt_path: str | os.PathLike | None) -> Path | None:
     """The run folder a checkpoint file belongs to (``RUN`` for ``RUN/checkpoints/X.ckpt`` when ``RUN``
     holds a fit's ``config.yaml`` or ``metrics.json``), else ``None``: ``predict`` writes beside it."""
-    if ckpt_path is None or os.fspath(ckpt_path) in ("last", "best", "hpc", "registry"):
+    if ckpt_path is None or os.fspath(ckpt_path) in LIGHTNING_CKPT_ALIASES:
         return None
     path = Path(ckpt_path).expanduser().resolve()
     run = path.parent.parent
