@@ -193,7 +193,9 @@ def same_results(a: Path, b: Path) -> tuple[bool, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cells", type=int, default=6)
     parser.add_argument("--genes", type=int, default=900)
     parser.add_argument("--workers", type=int, default=3)

@@ -81,7 +81,9 @@ def config_file(path: Path, root: Path, targets: list[str], epochs: int) -> Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--subset", type=int, default=8)
     parser.add_argument("--cells", type=int, default=56)

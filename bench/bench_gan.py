@@ -41,7 +41,9 @@ def lowest(quality: dict, prefix: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cells", nargs="+", default=["E003", "E123"])
     parser.add_argument("--minutes", type=int, default=5)
     args = parser.parse_args()

@@ -92,7 +92,9 @@ def timed_prepare(tracks: dict[str, str], bed: Path, cell: str, tmp: Path) -> tu
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--genes", type=int, default=20_000)
     args = parser.parse_args()
     if not K562.is_dir():

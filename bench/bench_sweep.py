@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__)
     parser.add_argument("--trials", type=int, default=30)
     args = parser.parse_args()
     base = yaml.safe_load((REPO / "configs" / "sweeps" / "cnn.yaml").read_text())

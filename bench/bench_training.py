@@ -132,7 +132,9 @@ def full_cell_training(root: Path, run_dir: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per method (after one warm-up)")
     parser.add_argument("--skip-full", action="store_true", help="skip the full-cell training run")
     args = parser.parse_args()

@@ -21,7 +21,7 @@ from deepchrome.config import load_config
 from deepchrome.data.inputs import StageData, concatenate
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.data.transform import SignalTransform
-from deepchrome.errors import DeepChromeError
+from deepchrome.errors import ArgumentTypeError, DeepChromeError, check_argument
 from deepchrome.models import SignalNet
 from deepchrome.runs import Run, train
 
@@ -60,6 +60,12 @@ def fit(
     Run
         ``run.metrics`` (the contents of ``metrics.json``), ``run.best_checkpoint``, ``run.dir``.
     """
+    check_argument("config", config, (str, os.PathLike, dict), "a packaged config name, a YAML path or a dict")
+    check_argument("overrides", overrides, dict, "a dict of dotted keys to values", none=True)
+    check_argument("run_dir", run_dir, (str, os.PathLike), "a folder path", none=True)
+    check_argument("ckpt_path", ckpt_path, (str, os.PathLike), "a checkpoint path or 'last'", none=True)
+    check_argument("callbacks", callbacks, (list, tuple), "a list of Lightning callbacks")
+    check_argument("overwrite", overwrite, bool, "True or False")
     return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, callbacks=callbacks, overwrite=overwrite)
 
 
@@ -103,6 +109,7 @@ class Classifier:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> Classifier:
         """Load a classifier checkpoint safely (allow-listed networks, ``weights_only=True``)."""
+        check_argument("checkpoint", path, (str, os.PathLike), "a checkpoint file's path")
         net, meta = load_classifier(path)
         if not meta.get("transform"):
             raise DeepChromeError(f"{path}: checkpoint holds no input transform; it cannot score raw data")
@@ -117,9 +124,13 @@ class Classifier:
         )
 
     def _raw(self, data: HistoneSignals | StageData | Sequence[HistoneSignals] | np.ndarray) -> np.ndarray:
+        expected = "a HistoneSignals, a list of them, a StageData or an array [genes, marks, bins]"
+        check_argument("data", data, (HistoneSignals, StageData, list, tuple, np.ndarray), expected)
         if isinstance(data, HistoneSignals):
             data = [data]
         if isinstance(data, list | tuple):
+            if not data or not all(isinstance(part, HistoneSignals) for part in data):
+                raise ArgumentTypeError(f"data: expected {expected}, got a list of {_kinds(data) or 'nothing'}")
             data = concatenate([self._checked(part) for part in data])
         if isinstance(data, StageData):
             if data.marks and tuple(data.marks) != self.marks:
@@ -167,7 +178,28 @@ class Classifier:
         """
         from deepchrome.training import predict_probabilities
 
-        return predict_probabilities(self.net, self._raw(data), self.transform, batch_size)
+        check_argument("batch_size", batch_size, int, "a whole number >= 1")
+        if batch_size < 1:
+            raise DeepChromeError(f"batch_size: expected a whole number >= 1, got {batch_size}")
+        signals = self._raw(data)
+        self._check_counts(signals, data)
+        return predict_probabilities(self.net, signals, self.transform, batch_size)
+
+    def _check_counts(self, signals: np.ndarray, data) -> None:
+        """Refuse signals that are not read counts (NaN, infinite or negative), naming the first one."""
+        if not np.issubdtype(signals.dtype, np.number) or np.issubdtype(signals.dtype, np.complexfloating):
+            raise DeepChromeError(f"data: expected numbers (read counts), got an array of {signals.dtype}")
+        bad = ~np.isfinite(signals) | (signals < 0)
+        if bad.any():
+            gene, mark, position = (int(i) for i in np.argwhere(bad)[0])
+            ids = getattr(data, "gene_ids", None)
+            if ids is None and isinstance(data, list | tuple):
+                ids = np.concatenate([part.gene_ids for part in data])
+            name = f"gene {ids[gene]}" if ids is not None else f"gene (row) {gene}"
+            raise DeepChromeError(
+                f"data: {name}, mark {self.marks[mark]}, bin {position}: {signals[gene, mark, position]} is not a "
+                f"read count (finite and >= 0); {int(bad.sum())} such value(s): fix or drop those genes"
+            )
 
     def predict_table(self, data: HistoneSignals | Sequence[HistoneSignals], threshold: float = 0.5):
         """:meth:`predict` as a table: gene_id, cell, probability, predicted_label, label (as ``predictions.csv``)."""
@@ -176,6 +208,10 @@ class Classifier:
         parts = [data] if isinstance(data, HistoneSignals) else list(data)
         stage = concatenate([self._checked(part) for part in parts])
         return prediction_table(stage, self.predict(stage), np.arange(len(stage)), threshold)
+
+
+def _kinds(values) -> str:
+    return ", ".join(dict.fromkeys(type(value).__name__ for value in values))
 
 
 def load(checkpoint: str | os.PathLike) -> Classifier:

@@ -70,7 +70,88 @@ def read_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
             )
         if not isinstance(checkpoint.get("state_dict"), dict):
             raise DeepChromeError(f"{path}: checkpoint has no model weights")
+        check_meta(meta, path)
     return checkpoint
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_meta(meta: dict, path: str | os.PathLike) -> None:
+    """Refuse deepchrome metadata of the wrong type or value, or inconsistent with itself, on one line.
+
+    Checked: ``n_marks``, ``n_bins`` (and the GAN's ``latent_dim``, ``width``, ``n_cells``) whole
+    numbers >= 1; ``marks`` a list of ``n_marks`` distinct names; the input transform (a known kind,
+    per-mark statistics of ``n_marks`` finite numbers, sd > 0, present when the kind needs them);
+    the GAN's ``output`` one of its outputs and ``bin_overlap`` a number in [0, 1]; the classifier
+    network's own mark and bin counts equal to ``n_marks``/``n_bins``. Absent keys are left to the
+    readers that need them.
+
+    Raises
+    ------
+    DeepChromeError
+        ``CKPT: checkpoint metadata: transform kind 'weird' is not one of raw, log1p, ...``.
+    """
+    import math
+
+    from deepchrome.data.transform import TRANSFORMS
+
+    def refuse(what: str):
+        raise DeepChromeError(
+            f"{path}: checkpoint metadata: {what}; the file is damaged or was not written by deepchrome"
+        )
+
+    sizes = ("n_marks", "n_bins", "latent_dim", "width", "n_cells")
+    for key in sizes:
+        if key in meta and not _whole(meta[key]):
+            refuse(f"{key} {meta[key]!r} is not a whole number >= 1")
+    marks, n_marks = meta.get("marks"), meta.get("n_marks")
+    if marks is not None:
+        if not isinstance(marks, list | tuple) or not all(isinstance(m, str) and m for m in marks):
+            refuse(f"marks {marks!r} is not a list of mark names")
+        if len(set(marks)) != len(marks):
+            refuse(f"marks {list(marks)} names a mark twice")
+        if n_marks is not None and len(marks) != n_marks:
+            refuse(f"n_marks is {n_marks} but marks lists {len(marks)} ({', '.join(marks)})")
+    transform = meta.get("transform")
+    if transform is not None:
+        if not isinstance(transform, dict) or transform.get("kind") not in TRANSFORMS:
+            kind = transform.get("kind") if isinstance(transform, dict) else transform
+            refuse(f"transform kind {kind!r} is not one of {', '.join(TRANSFORMS)}")
+        for name in ("mean", "std"):
+            values = transform.get(name)
+            if values is None:
+                if transform["kind"].endswith("standardize"):
+                    refuse(f"transform {transform['kind']} has no per-mark {name}")
+                continue
+            if not isinstance(values, list | tuple) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+            ):
+                refuse(f"transform {name} is not a list of finite numbers")
+            if n_marks is not None and len(values) != n_marks:
+                refuse(f"transform {name} has {len(values)} values for {n_marks} marks")
+            if name == "std" and any(v <= 0 for v in values):
+                refuse("transform std has a value <= 0")
+    if meta.get("kind") == "gan":
+        from deepchrome.gan.models import OUTPUTS
+
+        output = meta.get("output", "counts")
+        if not isinstance(output, str) or output not in OUTPUTS:
+            refuse(f"output {output!r} is not one of {', '.join(OUTPUTS)}")
+        overlap = meta.get("bin_overlap", 0.0)
+        if isinstance(overlap, bool) or not isinstance(overlap, int | float) or not 0 <= overlap <= 1:
+            refuse(f"bin_overlap {overlap!r} is not a number in [0, 1]")
+    elif meta.get("kind") == "classifier":
+        net = meta.get("net")
+        if not isinstance(net, dict) or not isinstance(net.get("class_path"), str):
+            refuse(f"net {net!r} is not a network config (class_path, init_args)")
+        init_args = net.get("init_args") or {}
+        if not isinstance(init_args, dict):
+            refuse(f"net init_args {init_args!r} is not a mapping")
+        for key in ("n_marks", "n_bins"):
+            if init_args.get(key) is not None and key in meta and init_args[key] != meta[key]:
+                refuse(f"{key} is {meta[key]} but the network reads {init_args[key]}")
 
 
 def check_ckpt_path(ckpt_path: str | os.PathLike | None, kind: str) -> str | None:
@@ -115,4 +196,5 @@ def load_classifier(path: str | os.PathLike) -> tuple[SignalNet, dict]:
     if not meta.get("transform"):
         # Lightning also stores the data module's state (the fitted transform) under its class name.
         meta["transform"] = (checkpoint.get("HistoneDataModule") or {}).get("transform")
+        check_meta({"transform": meta["transform"], "n_marks": meta["n_marks"]}, path)
     return net.eval(), meta

@@ -25,7 +25,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from deepchrome.errors import DeepChromeError
+from deepchrome.errors import DeepChromeError, Interrupted
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """usage: deepchrome [-q | -v] <command> [options]
@@ -71,9 +71,19 @@ UNACTIONABLE_WARNINGS = (
     r"Experiment logs directory .* exists and is not empty",
     r"The number of training batches .* is smaller than the logging interval",
     r"LightningCLI's args parameter",
+    r"The dirpath has changed from",  # evaluating a checkpoint of another run folder: nothing to reload
+    r".* is experimental \(supported from v",  # optuna's ExperimentalWarning about the heartbeat features used
+    r"Argument ``\w+`` is an experimental feature",
 )
 #: Lightning's advertisements (litlogger, litmodels) and hardware notes (the config chooses the accelerator).
-UNACTIONABLE_MESSAGES = ("💡 Tip:", "Seed set to", "GPU available:", "TPU available:", "HPU available:")
+UNACTIONABLE_MESSAGES = (
+    "💡 Tip:", "Seed set to", "GPU available:", "TPU available:", "HPU available:",
+    # the command's own line says it was interrupted, and what it left
+    "\nDetected KeyboardInterrupt", "Received SIGTERM",
+    # the steps of loading a checkpoint (and, before a refused one, a line ahead of the error)
+    "Restoring states from the checkpoint path", "Restored all states from the checkpoint",
+    "Loaded model weights from the checkpoint",
+)  # fmt: skip
 REPORT = (
     "deepchrome: internal error: the traceback above is a bug in deepchrome, not a problem with your input; "
     "please report it with the command you ran and this output"
@@ -81,7 +91,12 @@ REPORT = (
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse with deepchrome's one-line errors (no usage block): ``argument --n: must be >= 1, got 0``."""
+    """argparse with deepchrome's one-line errors (no usage block): ``argument --n: must be >= 1, got 0``,
+    and no prefix matching (``--gen`` is not taken for ``--genes``), also in its subcommands' parsers."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise DeepChromeError(f"{message} (see `{self.prog} --help`)")
@@ -158,6 +173,10 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
 
     class ConfigParser(LightningCLI):
         # LightningCLI as a parser only: the run itself goes through deepchrome.runs.
+        def init_parser(self, **kwargs):
+            # no prefix matching: --trainer.max_epoch is a typo, not --trainer.max_epochs
+            return super().init_parser(**{**kwargs, "allow_abbrev": False})
+
         def _parse_ckpt_path(self) -> None:
             pass  # a checkpoint's contents never edit the config (it is untrusted input)
 
@@ -201,12 +220,17 @@ def _run_training_command(argv: list[str], gan: bool = False, verbosity: int = 0
     from deepchrome import runs
 
     subcommand, config, ckpt_path, options = _parse_training_command(argv, gan)
+    trainer = config.setdefault("trainer", {}) or {}
+    config["trainer"] = trainer
     if verbosity < 0:
-        trainer = config.setdefault("trainer", {}) or {}
-        config["trainer"] = trainer
         trainer.update(enable_progress_bar=False, enable_model_summary=False)
+    elif trainer.get("enable_progress_bar") is None and not sys.stderr.isatty():
+        trainer["enable_progress_bar"] = False  # bars redrawn into a log file are noise; a config may still ask
     if subcommand != "fit":
-        results = runs.evaluate(config, subcommand, ckpt_path, gan=gan)
+        # a checkpoint of a run folder: predictions.csv goes beside that run, unless the command names a folder
+        named = any(arg.split("=")[0] == "--trainer.default_root_dir" for arg in argv)
+        run_dir = None if named else runs.checkpoint_run_dir(ckpt_path)
+        results = runs.evaluate(config, subcommand, ckpt_path, run_dir=run_dir, gan=gan)
         if subcommand != "predict" and results:
             shown = {k: round(float(v), 4) for k, v in results[0].items()}
             print(f"{subcommand} ({ckpt_path}): {shown}")
@@ -309,9 +333,9 @@ def _prepare(argv: list[str]) -> None:
         help="transcript: minus-strand windows reversed (default); genomic: as the public release",
     )
     parser.add_argument("--split", choices=("random", "chromosome", "lists"), default="random")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
-    parser.add_argument("--valid-chroms", default="", help="comma list, with --split chromosome")
-    parser.add_argument("--test-chroms", default="", help="comma list, with --split chromosome")
+    parser.add_argument("--seed", type=int, help="seed of the random split (default 0), with --split random")
+    parser.add_argument("--valid-chroms", help="comma list, with --split chromosome")
+    parser.add_argument("--test-chroms", help="comma list, with --split chromosome")
     parser.add_argument(
         "--split-list",
         action="append",
@@ -325,15 +349,23 @@ def _prepare(argv: list[str]) -> None:
         "--overwrite", action="store_true", help="replace existing data files of the same cells (else refused)"
     )
     args = parser.parse_args(argv)
+    for option, value, mode in (("--seed", args.seed, "random"), ("--valid-chroms", args.valid_chroms, "chromosome"),
+                                ("--test-chroms", args.test_chroms, "chromosome"),
+                                ("--split-list", args.split_list, "lists")):  # fmt: skip
+        if value is not None and args.split != mode:
+            raise DeepChromeError(
+                f"{option} is for --split {mode}; --split {args.split} would ignore it: drop {option} or use "
+                f"--split {mode}"
+            )
     tracks = dict(args.bigwig)
     if len(tracks) != len(args.bigwig):
         raise DeepChromeError("a mark is given twice in --bigwig")
     report = prepare(
         tracks, args.annotation, args.out, args.cell,
         expression=args.expression, window=args.window, bin_size=args.bin_size, stat=args.stat,
-        orientation=args.orientation, split=args.split, seed=args.seed,
-        valid_chroms=[c for c in args.valid_chroms.split(",") if c],
-        test_chroms=[c for c in args.test_chroms.split(",") if c],
+        orientation=args.orientation, split=args.split, seed=args.seed or 0,
+        valid_chroms=[c for c in (args.valid_chroms or "").split(",") if c],
+        test_chroms=[c for c in (args.test_chroms or "").split(",") if c],
         split_lists=dict(args.split_list or []), chrom_sizes=args.chrom_sizes,
         labels=not args.no_labels, workers=args.workers, overwrite=args.overwrite,
     )  # fmt: skip
@@ -360,10 +392,16 @@ def _download(argv: list[str], verbosity: int = 0) -> None:
     parser.add_argument("--checksum", help="md5:<hex> or sha256:<hex>, with --url")
     parser.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive in OUT")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace split files in OUT that differ from the release (else refused)",
+    )
     args = parser.parse_args(argv)
     result = download_release(
         args.out, cells=args.cells, record_url=args.record_url, file_name=args.file, url=args.url,
         checksum=args.checksum, keep_archive=args.keep_archive, progress=not args.no_progress and verbosity >= 0,
+        overwrite=args.overwrite,
     )  # fmt: skip
     print(f"{len(result['cells'])} cells in {args.out}: {', '.join(result['cells'])}")
 
@@ -388,6 +426,11 @@ def _explain(argv: list[str]) -> None:
         "--gene-figures", type=_whole(0), default=3, help="per-gene figures of the most confident genes"
     )
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier explain's outputs in --out (else refused); other files stay",
+    )
     args = parser.parse_args(argv)
     _check_out(args.out)
     from deepchrome.interpret.explain import explain
@@ -395,7 +438,7 @@ def _explain(argv: list[str]) -> None:
     summary = explain(
         args.checkpoint, args.root, args.cells, args.out, split=args.split, method=args.method,
         baseline=args.baseline, n_steps=args.n_steps, noise_tunnel=args.noise_tunnel, genes=args.genes,
-        linear_checkpoint=args.linear_checkpoint, gene_figures=args.gene_figures,
+        linear_checkpoint=args.linear_checkpoint, gene_figures=args.gene_figures, overwrite=args.overwrite,
     )  # fmt: skip
     print(
         f"{summary['genes']} genes explained ({args.method}); marks by importance: {', '.join(summary['ranked_marks'])}"
@@ -588,6 +631,9 @@ _OS_ADVICE = {
     errno.ELOOP: "too many levels of symbolic links: check the path",
 }
 _NUMBER_ERRORS = re.compile(r"could not convert string to (float|int)|invalid literal for int\(\)")
+#: How numpy and torch report an allocation that does not fit in memory.
+_MEMORY_ERRORS = re.compile(r"not enough memory|DefaultCPUAllocator: can't allocate memory|Unable to allocate|"
+                            r"CUDA out of memory|out of memory", re.IGNORECASE)  # fmt: skip
 
 
 def user_error_message(error: BaseException) -> str | None:
@@ -614,6 +660,13 @@ def user_error_message(error: BaseException) -> str | None:
             )
         if isinstance(error, ValueError) and _NUMBER_ERRORS.search(str(error)):
             return f"a value is not a number ({str(error).splitlines()[0][:200]}): check the input"
+        if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and _MEMORY_ERRORS.search(str(error))):
+            asked = re.search(r"(\d+(?:\.\d+)?\s*[KMGTP]i?B)", str(error))
+            size = f" ({asked.group(1)} asked)" if asked else ""
+            return (
+                f"out of memory{size}: ask for less (fewer --genes, --n or --samples, a smaller --window or "
+                "batch size) or use a machine with more memory"
+            )
         error = error.__cause__ or error.__context__
     return None
 
@@ -664,7 +717,17 @@ class _DropMessages(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.quiet and record.levelno < logging.WARNING:
             return False
-        return not str(record.msg).startswith(UNACTIONABLE_MESSAGES)
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self.interrupted = True
+            return False  # optuna's "Trial N failed" traceback for a Ctrl-C: the command's own line says it
+        if (
+            getattr(self, "interrupted", False)
+            and str(record.msg).startswith("Trial ")
+            and "failed with value" in str(record.msg)
+        ):
+            return False  # and the line optuna adds after it
+        text = re.sub(r"^\[rank: \d+\] ", "", str(record.msg))
+        return not text.startswith(UNACTIONABLE_MESSAGES)
 
 
 @contextlib.contextmanager
@@ -675,8 +738,10 @@ def output_level(verbosity: int):
     those (not a level, which importing Lightning resets) drops the unactionable ones by default
     and all but warnings when quiet.
     """
-    emitters = ("pytorch.utilities.rank_zero", "fabric.utilities.rank_zero", "fabric.utilities.seed")
+    emitters = ("pytorch.utilities.rank_zero", "fabric.utilities.rank_zero", "fabric.utilities.seed",
+                "pytorch.trainer.connectors.signal_connector")  # fmt: skip
     sources = [logging.getLogger(f"lightning.{name}") for name in emitters]
+    sources.append(logging.getLogger("optuna.study._optimize"))  # a trial's failure (its traceback) on Ctrl-C
     ours = logging.getLogger("deepchrome")
     level = ours.level
     drop = _DropMessages(quiet=verbosity < 0)
@@ -703,7 +768,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepchrome`` console script: runs one command inside the error boundary.
 
     Exit status: 0 on success, 2 for a user error (one line ``deepchrome: error: ...``), 1 for a bug
-    (its traceback, then a line asking to report it), 130 when interrupted.
+    (its traceback, then a line asking to report it), 130 when interrupted by Ctrl-C (SIGINT), 143
+    by SIGTERM (one line saying what the run left and how to resume it).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     logger = logging.getLogger("deepchrome")
@@ -737,6 +803,9 @@ def main(argv: list[str] | None = None) -> None:
                 commands[argv[0]](argv[1:])
             else:
                 raise DeepChromeError(f"unknown command {argv[0]!r}; run `deepchrome --help`")
+    except Interrupted as stop:  # a run stopped by Ctrl-C or SIGTERM, saying what it left
+        print(f"deepchrome: {stop}", file=sys.stderr)
+        sys.exit(128 + stop.signal)
     except KeyboardInterrupt:
         print("deepchrome: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -108,6 +108,39 @@ def read_settings(source: str | os.PathLike | dict, known: tuple[str, ...], what
     return settings, where, folder
 
 
+#: What each kind of setting must be, and how messages name it.
+SETTING_KINDS = {
+    "text": ((str,), "a text"),
+    "path": ((str,), "a path"),
+    "mapping": ((dict,), "a mapping (key: value lines)"),
+    "list": ((list,), "a list ([a, b])"),
+    "whole": ((int,), "a whole number"),
+    "number": ((int, float), "a number"),
+}
+
+
+def check_setting_types(settings: dict, kinds: dict[str, str], where: str) -> None:
+    """Refuse settings of the wrong type (``search_space: [1, 2]``, ``k_random: x``) before they are used.
+
+    ``kinds`` maps a key to one of :data:`SETTING_KINDS` (``"mapping"``, ``"whole"``...), or to
+    ``"path or mapping"`` style alternatives joined by `` or ``; absent keys and ``null`` pass.
+
+    Raises
+    ------
+    DeepChromeError
+        ``WHERE: search_space must be a mapping (key: value lines), got a list: [1, 2]``.
+    """
+    for key, kind in kinds.items():
+        value = settings.get(key)
+        if value is None:
+            continue
+        options = [SETTING_KINDS[name] for name in kind.split(" or ")]
+        if isinstance(value, bool) or not any(isinstance(value, types) for types, _ in options):
+            expected = " or ".join(text for _, text in options)
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            raise DeepChromeError(f"{where}: {key} must be {expected}, got a {type(value).__name__}: {shown}")
+
+
 def load_config(
     source: str | os.PathLike | dict,
     overrides: dict | None = None,

@@ -173,7 +173,9 @@ def download(url: str, part: Path, size: int | None = None, progress: bool = Tru
             raise DeepChromeError(f"cannot write {part} ({_reason(exc)})") from None
         with (
             handle,
-            tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=part.stem, disable=not progress) as bar,
+            tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, desc=part.stem, disable=None if progress else True
+            ) as bar,  # None: a bar on a terminal only
         ):
             while True:
                 try:
@@ -208,13 +210,15 @@ def _release_member_target(name: str) -> tuple[str, str] | None:
     return None
 
 
-def safe_extract(archive: Path, out: Path, cells: list[str] | None = None) -> list[str]:
+def safe_extract(archive: Path, out: Path, cells: list[str] | None = None, overwrite: bool = False) -> list[str]:
     """Extract the release's split files from ``archive`` into ``out/<cell>/classification/``.
 
     Files are extracted into a temporary folder inside ``out`` and moved into place with
     :func:`~deepchrome.files.staged_output`: a new cell folder is renamed in whole; in a
     cell folder that already exists only the extracted ``classification/<split>.csv`` files are
-    replaced, and nothing else there is deleted.
+    replaced, and nothing else there is deleted. A split file already in ``out`` whose content
+    differs from the archive's (edited by the user, or another release) is replaced only with
+    ``overwrite``; identical files are left as they are.
 
     Returns
     -------
@@ -226,7 +230,8 @@ def safe_extract(archive: Path, out: Path, cells: list[str] | None = None) -> li
     DeepChromeError
         For a member with an absolute path, a ``..`` component, a link or device, or a cell folder
         that is not a plain name, before anything is written; for requested cells absent from the
-        archive; for a damaged archive or an unwritable ``out`` (nothing is left behind).
+        archive; for a damaged archive or an unwritable ``out`` (nothing is left behind); for
+        split files in ``out`` that differ from the archive's, without ``overwrite`` (nothing changes).
     """
     try:
         tar = tarfile.open(archive)
@@ -264,7 +269,33 @@ def safe_extract(archive: Path, out: Path, cells: list[str] | None = None) -> li
                 destination = staging / cell / "classification" / f"{split}.csv"
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 _extract_member(tar, member, destination, archive)
+            if not overwrite:
+                _check_not_replacing(staging, out, [(cell, split) for _, cell, split in chosen])
     return sorted({cell for _, cell, _ in chosen})
+
+
+def _check_not_replacing(staging: Path, out: Path, files: list[tuple[str, str]]) -> None:
+    """Refuse to replace split files of ``out`` whose content differs from the extracted ones."""
+    differ = []
+    for cell, split in files:
+        relative = Path(cell) / "classification" / f"{split}.csv"
+        present = out / relative
+        if (present.exists() or present.is_symlink()) and not _same_content(present, staging / relative):
+            differ.append(present)
+    if differ:
+        raise DeepChromeError(
+            f"{differ[0]} already exists and differs from the release ({len(differ)} file(s) would be replaced): "
+            "pass --overwrite to replace them, or choose another --out"
+        )
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    import filecmp
+
+    try:
+        return a.is_file() and filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, destination: Path, archive: Path) -> None:
@@ -304,6 +335,7 @@ def download_release(
     keep_archive: bool = False,
     progress: bool = True,
     build_cache: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Download, verify and extract the release (or ``cells`` of it) into ``out``, then cache it.
 
@@ -319,6 +351,9 @@ def download_release(
     url, checksum
         A mirror: the archive's URL and ``"md5:<hex>"`` / ``"sha256:<hex>"`` (any case), bypassing
         the record.
+    overwrite
+        Replace split files in ``out`` that differ from the release's (edited ones); without it
+        they are refused after the download, and ``out`` is left unchanged.
 
     Returns
     -------
@@ -381,7 +416,7 @@ def download_release(
     kept = None
     try:
         os.replace(part, archive)
-        found = safe_extract(archive, out, cells)
+        found = safe_extract(archive, out, cells, overwrite=overwrite)
         if keep_archive:
             kept = out / file_name
             os.replace(archive, kept)

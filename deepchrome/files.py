@@ -189,3 +189,42 @@ def check_not_replacing(paths: list[Path], overwrite: bool, what: str = "--out")
             f"{found[0]} already exists ({len(found)} file(s) would be replaced): pass --overwrite to replace "
             f"them, or choose another {what}"
         )
+
+
+def memory_limit() -> int | None:
+    """Bytes this process may use at most: the machine's memory, or a lower address-space limit."""
+    import resource
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    limits = [value for value in (total, soft) if value is not None and value > 0 and value != resource.RLIM_INFINITY]
+    return min(limits) if limits else None
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1024 or unit == "PB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return ""
+
+
+def check_memory(n_bytes: float, what: str) -> None:
+    """Refuse a request whose arrays would not fit in this machine's memory, before allocating them.
+
+    ``n_bytes``: an estimate of the peak memory the request needs; ``what``: the options that
+    ask for it, for the message (``--genes 10000000000 x --cells 4``).
+
+    Raises
+    ------
+    DeepChromeError
+        ``--n 1000000000000 needs about 7.3 TB of memory, more than this machine's 125.5 GB: ask for less``.
+    """
+    limit = memory_limit()
+    if limit is not None and n_bytes > limit:
+        raise DeepChromeError(
+            f"{what} needs about {_size(n_bytes)} of memory, more than this machine's {_size(limit)}: ask for less"
+        )

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING
 import yaml
 
 from deepchrome import files
-from deepchrome.checkpoints import check_ckpt_path
+from deepchrome.checkpoints import LIGHTNING_CKPT_ALIASES, check_ckpt_path
 from deepchrome.config import resolve_input_paths
-from deepchrome.errors import DeepChromeError
+from deepchrome.errors import DeepChromeError, Interrupted
 from deepchrome.files import check_out_folder
 
 if TYPE_CHECKING:  # lightning is imported lazily: the CLI's --help must not pay for it
@@ -313,7 +313,7 @@ def train(
 
     if ckpt_path is not None and isinstance(trainer.logger, RunLogger):
         trainer.logger.append = True
-    with _guarded_run_folder(run_dir, overwrite=overwrite, enabled=rank_zero):
+    with _guarded_run_folder(run_dir, overwrite=overwrite, enabled=rank_zero), stops_on_signals():
         if trainer.is_global_zero:
             files.write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         trainer.callbacks.extend(callbacks)
@@ -431,18 +431,28 @@ def _guarded_run_folder(run_dir: Path, overwrite: bool, enabled: bool = True):
     try:
         yield
         discard = True
-    except BaseException:
+    except BaseException as exc:
+        # an interruption says what it left in its own one line (the command's last); an error warns
+        interrupted = isinstance(exc, Interrupted)
         if aside is not None:
             # --overwrite that did not finish (an error, Ctrl-C): the finished run it was to replace
             # is worth more than the new run's first checkpoints, so the folder goes back as it was
             with contextlib.suppress(OSError):
                 _restore(run_dir, present, kept, aside)
-            logger.warning("the fit did not finish: %s holds the run it was to replace, as before", run_dir)
+            if interrupted:
+                exc.note = f"{run_dir} holds the run it was to replace, as before"
+            else:
+                logger.warning("the fit did not finish: %s holds the run it was to replace, as before", run_dir)
         elif _checkpoint_state(run_dir) != checkpoints:
             discard = True
-            logger.warning("the checkpoints written before the failure are kept in %s: resume with --ckpt_path last",
-                           run_dir / "checkpoints")  # fmt: skip
+            if interrupted:
+                exc.note = f"the checkpoints are kept in {run_dir / 'checkpoints'}: resume with --ckpt_path last"
+            else:
+                logger.warning("the checkpoints written before the failure are kept in %s: resume with "
+                               "--ckpt_path last", run_dir / "checkpoints")  # fmt: skip
         else:
+            if interrupted:
+                exc.note = f"no checkpoint was written; {run_dir} is as it was"
             with contextlib.suppress(OSError):
                 _restore(run_dir, present, kept, aside)
                 for folder in created:  # deepest first; only empty folders made here go
@@ -451,6 +461,39 @@ def _guarded_run_folder(run_dir: Path, overwrite: bool, enabled: bool = True):
     finally:
         if discard and aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def stops_on_signals():
+    """Lightning's ways of stopping on a signal, raised as :class:`~deepchrome.errors.Interrupted`.
+
+    Lightning turns Ctrl-C into ``sys.exit(1)`` (and leaves SIGINT ignored) and SIGTERM into
+    ``SIGTERMException``, a ``SystemExit`` whose status is 0: a stopped fit would look like a failed
+    or a finished one. Here both raise :class:`Interrupted` (the command line exits 130 or 143) and
+    SIGINT's handler is put back.
+    """
+    import signal
+    import threading
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main_thread else None
+    try:
+        yield
+    except Interrupted:
+        raise
+    except SIGTERMException:
+        raise Interrupted(signal.SIGTERM) from None
+    except KeyboardInterrupt:
+        raise Interrupted(signal.SIGINT) from None
+    except SystemExit as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise Interrupted(signal.SIGINT) from None
+        raise
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
 
 
 def _restore(run_dir: Path, present: set[str], kept: dict[str, bytes], aside: Path | None) -> None:
@@ -499,12 +542,25 @@ def evaluate(
     kwargs = {} if stage == "predict" else {"verbose": False}
     created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     try:
-        return method(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs)
+        with stops_on_signals():
+            return method(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs)
     except BaseException:
         with contextlib.suppress(OSError):
             for folder in created:  # predictions.csv is written whole or not at all; empty folders go
                 folder.rmdir()
         raise
+
+
+def checkpoint_run_dir(ckpt_path: str | os.PathLike | None) -> Path | None:
+    """The run folder a checkpoint file belongs to (``RUN`` for ``RUN/checkpoints/X.ckpt`` when ``RUN``
+    holds a fit's ``config.yaml`` or ``metrics.json``), else ``None``: ``predict`` writes beside it."""
+    if ckpt_path is None or os.fspath(ckpt_path) in LIGHTNING_CKPT_ALIASES:
+        return None
+    path = Path(ckpt_path).expanduser().resolve()
+    run = path.parent.parent
+    if path.parent.name == "checkpoints" and any((run / name).is_file() for name in ("config.yaml", "metrics.json")):
+        return run
+    return None
 
 
 def _run_checkpoint(ckpt_path: str | os.PathLike | None, run_dir: Path) -> str | os.PathLike | None:

@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,8 @@ from optuna.storages import JournalStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from deepchrome import files
-from deepchrome.config import apply_overrides, check_path, load_config, read_settings, set_path
-from deepchrome.errors import DeepChromeError
+from deepchrome.config import apply_overrides, check_path, check_setting_types, load_config, read_settings, set_path
+from deepchrome.errors import DeepChromeError, Interrupted
 from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ def load_sweep_config(source: str | os.PathLike | dict) -> dict:
         For a missing file, an unknown key or config path, an invalid distribution, a test-split objective.
     """
     sweep, where, folder = read_settings(source, SWEEP_KEYS, "sweep config")
+    check_setting_types(sweep, {"base_config": "path or mapping", "search_space": "mapping", "overrides": "mapping",
+                                "objective": "text", "direction": "text", "sampler": "mapping", "pruner": "mapping",
+                                "study_name": "text"}, where)  # fmt: skip
     if "base_config" not in sweep or "search_space" not in sweep:
         raise DeepChromeError(f"{where}: needs base_config and search_space")
     base_source = sweep["base_config"]
@@ -536,7 +540,9 @@ def make_objective(settings: dict, sweep_dir: Path):
             # Lightning turns Ctrl-C into sys.exit(1), which optuna would not catch: the trial would stay
             # RUNNING. As a KeyboardInterrupt, optuna marks it failed and the worker stops.
             trial.set_user_attr("fail_reason", f"interrupted ({exc.__class__.__name__})")
-            raise KeyboardInterrupt from exc
+            number = exc.signal if isinstance(exc, Interrupted) else signal.SIGINT  # SIGTERM: status 143
+            note = "the running trial is marked failed; the same command continues the sweep"
+            raise Interrupted(number, note) from exc
         trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if isinstance(v, int | float)})
         trial.set_user_attr("run_dir", str(run_dir))
         value = objective_value(metrics, run_dir, settings["objective"])
@@ -631,6 +637,7 @@ def run_sweep(
         check_name(str(settings["study_name"]), "study_name", "study name")
     check_trial_configs(settings, str(config) if not isinstance(config, dict) else "sweep config")
     sweep_dir = Path(sweep_dir or Path("runs") / "sweeps" / settings["study_name"])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created..." is not news
     if storage:  # reached before the sweep folder is made: an unreachable database leaves nothing behind
         study = open_study(settings, storage)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -640,7 +647,6 @@ def run_sweep(
     callbacks = []
     if complete_trials:
         callbacks.append(optuna.study.MaxTrialsCallback(complete_trials, states=(optuna.trial.TrialState.COMPLETE,)))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if n_trials != 0:
         study.optimize(make_objective(settings, sweep_dir), n_trials=n_trials, timeout=timeout,
                        callbacks=callbacks, catch=(Exception,), show_progress_bar=False)  # fmt: skip

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import os
+import re
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -100,18 +102,20 @@ class ExpressionClassifier(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse checkpoints of another network or input shape with a one-line error."""
+        path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+        checkpoint_ = f"{path}: checkpoint" if path else "checkpoint"  # the file, when Lightning read one
         meta = checkpoint.get("deepchrome")
         if not meta or meta.get("kind") != "classifier":
-            raise DeepChromeError("checkpoint is not a deepchrome classifier checkpoint")
+            raise DeepChromeError(f"{checkpoint_} is not a deepchrome classifier checkpoint")
         ours = self.net.config()["class_path"]
         if meta["net"]["class_path"] != ours:
             raise DeepChromeError(
-                f"checkpoint holds a {meta['net']['class_path'].rsplit('.', 1)[-1]}, "
+                f"{checkpoint_} holds a {meta['net']['class_path'].rsplit('.', 1)[-1]}, "
                 f"the config builds a {ours.rsplit('.', 1)[-1]}"
             )
         if (meta["n_marks"], meta["n_bins"]) != (self.net.n_marks, self.net.n_bins):
             raise DeepChromeError(
-                f"checkpoint expects {meta['n_marks']} marks x {meta['n_bins']} bins, "
+                f"{checkpoint_} expects {meta['n_marks']} marks x {meta['n_bins']} bins, "
                 f"the data has {self.net.n_marks} marks x {self.net.n_bins} bins"
             )
         try:
@@ -120,11 +124,11 @@ class ExpressionClassifier(pl.LightningModule):
                 k.removeprefix("net."): v.shape for k, v in checkpoint["state_dict"].items() if k.startswith("net.")
             }
         except KeyError:
-            raise DeepChromeError("checkpoint has no model weights") from None
+            raise DeepChromeError(f"{checkpoint_} has no model weights") from None
         if expected != stored:
             differ = sorted(k for k in expected.keys() | stored.keys() if expected.get(k) != stored.get(k))
             raise DeepChromeError(
-                f"checkpoint's {ours.rsplit('.', 1)[-1]} has other layer shapes ({differ[0]}: "
+                f"{checkpoint_}'s {ours.rsplit('.', 1)[-1]} has other layer shapes ({differ[0]}: "
                 f"{tuple(stored.get(differ[0], ()))} vs config {tuple(expected.get(differ[0], ()))})"
             )
 
@@ -349,6 +353,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except OSError as exc:
             if exc.filename is None:  # torch.save's own write errors name no file
                 exc.filename = str(path)
+            raise
+        except RuntimeError as exc:
+            # torch's C++ writer reports a full disk as "basic_ios::clear" or "PytorchStreamWriter failed"
+            if re.search(r"basic_ios::clear|PytorchStreamWriter failed|unexpected pos", str(exc)):
+                raise OSError(errno.ENOSPC, f"cannot write the checkpoint ({str(exc).splitlines()[0][:100]})",
+                              str(path)) from exc  # fmt: skip
             raise
         finally:
             if tmp.exists():

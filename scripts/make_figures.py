@@ -33,7 +33,9 @@ def train(config: str, root: Path, cell: str, run_dir: Path, force: bool) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "roadmap")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "figures")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "figures")

@@ -122,3 +122,46 @@ def test_lightning_module_loads_from_a_checkpoint(api_run):
     assert type(module.net).__name__ == "DeepChromeCNN" and module.marks == list(ns["clf"].marks)
     for key, value in ns["clf"].net.state_dict().items():
         assert (module.net.state_dict()[key] == value).all()
+
+
+def test_predict_refuses_values_that_are_not_read_counts(api_run):
+    _, ns = api_run
+    clf = ns["clf"]
+    signals = deepchrome.data.load_split(EXAMPLE, "S01", "test")
+    for value, shown in ((np.nan, "nan"), (np.inf, "inf"), (-2.0, "-2.0")):
+        bad = signals.signals.astype(np.float32)
+        bad[5, signals.marks.index("H3K4me1"), 7] = value
+        crafted = deepchrome.data.HistoneSignals(bad, signals.labels, signals.gene_ids, marks=signals.marks, cell="S01")
+        message = (f"data: gene {signals.gene_ids[5]}, mark H3K4me1, bin 7: {shown} is not a read count (finite and "
+                   ">= 0); 1 such value(s): fix or drop those genes")  # fmt: skip
+        with pytest.raises(DeepChromeError, match=re.escape(message)):
+            clf.predict(crafted)
+        array = crafted.select_marks(clf.marks).signals
+        with pytest.raises(DeepChromeError, match=re.escape(f"data: gene (row) 5, mark H3K4me1, bin 7: {shown}")):
+            clf.predict(array)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda clf: deepchrome.fit(5), "config: expected a packaged config name, a YAML path or a dict, got int 5"),
+        (lambda clf: deepchrome.fit("linear", overrides=[1]),
+         "overrides: expected a dict of dotted keys to values or None, got list [1]"),
+        (lambda clf: deepchrome.fit("linear", run_dir=3), "run_dir: expected a folder path or None, got int 3"),
+        (lambda clf: deepchrome.fit("linear", callbacks=5),
+         "callbacks: expected a list of Lightning callbacks, got int 5"),
+        (lambda clf: deepchrome.fit("linear", overwrite="yes"), "overwrite: expected True or False, got str 'yes'"),
+        (lambda clf: deepchrome.load(None), "checkpoint: expected a checkpoint file's path, got NoneType None"),
+        (lambda clf: clf.predict("abc"), "data: expected a HistoneSignals, a list of them, a StageData or an array "
+                                         "[genes, marks, bins], got str 'abc'"),
+        (lambda clf: clf.predict([1, 2]), "data: expected a HistoneSignals, a list of them, a StageData or an array "
+                                          "[genes, marks, bins], got a list of int"),
+        (lambda clf: clf.predict(np.zeros((1, 5, 100)), batch_size="x"),
+         "batch_size: expected a whole number >= 1, got str 'x'"),
+    ],
+)  # fmt: skip
+def test_arguments_of_the_wrong_type_are_one_clear_error(api_run, call, message):
+    _, ns = api_run
+    with pytest.raises(TypeError) as caught:
+        call(ns["clf"])
+    assert isinstance(caught.value, DeepChromeError) and str(caught.value) == message

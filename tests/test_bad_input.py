@@ -20,6 +20,7 @@ import torch
 
 from deepchrome import cli
 from deepchrome.cli import output_level, user_error_message
+from deepchrome.errors import Interrupted
 from tests.cli import run_cli
 from tests.conftest import EXAMPLE, REPO
 from tests.tree import hidden, snapshot
@@ -68,6 +69,12 @@ def ws(tmp_path, fitted, gan_checkpoint) -> dict[str, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("g1,1,0,0,0,0,0\n")
     (tmp_path / "ann.bed").write_text("chr1\t100\t200\tg1\t0\t+\n")
+    (tmp_path / "sweep_list.yaml").write_text("base_config: linear\nsearch_space: [1, 2]\n")
+    experiment = f"root: {EXAMPLE}\nmodels: {{linear: linear}}\n"
+    (tmp_path / "exp_k.yaml").write_text(experiment + "families: [inclusive_random]\nk_random: -1\n")
+    (tmp_path / "exp_models.yaml").write_text(f"root: {EXAMPLE}\nmodels: {{linear: 5}}\n")
+    (tmp_path / "exp_families.yaml").write_text(experiment + "families: []\n")
+    (tmp_path / "exp_empty.yaml").write_text("")
     return {
         "ws": str(tmp_path), "afile": str(tmp_path / "afile"), "binary": str(tmp_path / "binary.dat"),
         "bad_yaml": str(tmp_path / "bad.yaml"), "out": str(tmp_path / "out"), "missing": str(tmp_path / "missing"),
@@ -102,6 +109,11 @@ CASES = [
           "data.batch_size 0: must be a whole number >= 1"),
     _case("fit-negative-lr", FIT + " --model.optimizer.init_args.lr -1 --trainer.default_root_dir {out}/run",
           "model.optimizer: Invalid learning rate: -1.0 (fix --model.optimizer.init_args)"),
+    _case("fit-zero-channels", "fit --config deepchrome --model.net.init_args.channels 0 "
+          "--trainer.default_root_dir {out}/run", "model.net.init_args.channels 0: must be a whole number >= 1"),
+    _case("fit-zero-layer-size", "fit --config mlp --model.net.init_args.hidden [64,0] "
+          "--trainer.default_root_dir {out}/run",
+          "model.net.init_args.hidden [64, 0]: layer sizes must be whole numbers >= 1"),
     _case("fit-not-a-number", "fit --config linear --trainer.max_epochs x --trainer.default_root_dir {out}/run",
           "trainer.max_epochs: expected int or null, got 'x'"),
     _case("fit-unknown-option", FIT + " --data.batchsize 3", "unrecognized arguments: --data.batchsize 3"),
@@ -124,6 +136,8 @@ CASES = [
           "data root {missing} does not exist"),
     _case("test-gan-checkpoint", "test --config linear --ckpt_path {gan}",
           "{gan} is not a deepchrome classifier checkpoint (kind: gan)"),
+    _case("test-other-network", "test --config deepchrome --ckpt_path {ckpt}",
+          "{ckpt}: checkpoint holds a LinearBaseline, the config builds a DeepChromeCNN"),
     _case("test-best-alias", "test --config linear --ckpt_path best --trainer.default_root_dir {run}",
           "--ckpt_path best: give the best checkpoint's file, e.g. --ckpt_path {run}/checkpoints/best-"),
     _case("test-last-without-a-run", "test --config linear --ckpt_path last --trainer.default_root_dir {out}",
@@ -141,6 +155,8 @@ CASES = [
     _case("simulate-out-is-a-file", "simulate --out {afile}", "--out {afile}: is a file, expected a folder"),
     _case("simulate-out-under-a-file", "simulate --out {afile}/sim", "{afile} is a file, expected a folder"),
     _case("simulate-zero-cells", "simulate --out {out}/sim --cells 0", "argument --cells: must be >= 1, got 0"),
+    _case("simulate-out-of-memory", "simulate --out {out}/sim --genes 100000000000",
+          "--genes 100000000000 x --cells 4 needs about 5.7 PB of memory, more than this machine's"),
     _case("simulate-not-a-number", "simulate --out {out}/sim --genes many",
           "argument --genes: expected a whole number, got 'many'"),
     # data check
@@ -162,6 +178,16 @@ CASES = [
     _case("prepare-cell-escapes",
           "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell ../victim --out {out}",
           "--cell '../victim': a cell name must be a plain name"),
+    _case("prepare-seed-of-another-split",
+          "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell C1 --out {out} --split chromosome "
+          "--valid-chroms chr2 --test-chroms chr3 --seed 4",
+          "--seed is for --split random; --split chromosome would ignore it: drop --seed or use --split random"),
+    _case("prepare-chroms-of-another-split",
+          "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell C1 --out {out} --test-chroms chr3",
+          "--test-chroms is for --split chromosome; --split random would ignore it"),
+    _case("prepare-lists-of-another-split",
+          "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell C1 --out {out} "
+          "--split-list test={ann}", "--split-list is for --split lists; --split random would ignore it"),
     # download
     _case("download-missing-url", "download --out {out}/dl --url file://{missing}.tar.gz --checksum md5:"
           + "0" * 32 + " --no-progress", "cannot reach file://{missing}.tar.gz"),
@@ -191,7 +217,18 @@ CASES = [
           "--sweep-dir {afile}: is a file, expected a folder"),
     _case("sweep-negative-trials", "sweep --config sweeps/linear --n-trials -1 --sweep-dir {out}/sw",
           "argument --n-trials: must be >= 0, got -1"),
+    _case("sweep-space-not-a-mapping", "sweep --config {ws}/sweep_list.yaml --sweep-dir {out}/sw",
+          "{ws}/sweep_list.yaml: search_space must be a mapping (key: value lines), got a list: [1, 2]"),
     # experiment
+    _case("experiment-negative-k-random", "experiment --config {ws}/exp_k.yaml --out {out}/e",
+          "{ws}/exp_k.yaml: k_random must be a whole number >= 1, got -1"),
+    _case("experiment-model-not-a-config", "experiment --config {ws}/exp_models.yaml --out {out}/e",
+          "{ws}/exp_models.yaml: models.linear must be a training config (a packaged name, a YAML path or a "
+          "mapping), got 5"),
+    _case("experiment-no-families", "experiment --config {ws}/exp_families.yaml --out {out}/e",
+          "{ws}/exp_families.yaml: families is empty: list one or more of single, test_on_rest"),
+    _case("experiment-empty-config", "experiment --config {ws}/exp_empty.yaml --out {out}/e",
+          "{ws}/exp_empty.yaml: the experiment config is empty: give at least root, models and families"),
     _case("experiment-missing-config", "experiment --config {missing}.yaml", "config {missing}.yaml not found"),
     _case("experiment-not-utf8", "experiment --config {binary}", "{binary}: cannot read (UnicodeDecodeError"),
     _case("experiment-out-is-a-file", "experiment --config experiments/example --out {afile}",
@@ -206,6 +243,8 @@ CASES = [
           "data.batch_size 0: must be a whole number >= 1"),
     _case("gan-fit-negative-lr", "gan fit --config gan --model.lr_generator -1 --trainer.default_root_dir {out}/g",
           "model.lr_generator -1.0: must be a finite number >= 0"),
+    _case("gan-fit-zero-width", "gan fit --config gan --model.width 0 --trainer.default_root_dir {out}/g",
+          "model.width 0: must be a whole number >= 1"),
     _case("gan-sample-missing-checkpoint", "gan sample --checkpoint {missing}.ckpt --out {out}",
           "checkpoint {missing}.ckpt not found"),
     _case("gan-sample-malformed-checkpoint", "gan sample --checkpoint {binary} --out {out}",
@@ -216,6 +255,12 @@ CASES = [
           "--out {afile}: is a file, expected a folder"),
     _case("gan-sample-zero-genes", "gan sample --checkpoint {gan} --out {out} --n 0",
           "argument --n: must be >= 1, got 0 (see `deepchrome gan sample --help`)"),
+    _case("gan-sample-out-of-memory", "gan sample --checkpoint {gan} --out {out} --n 100000000000000",
+          "--n 100000000000000 needs about"),
+    _case("gan-visualize-out-of-memory", VISUALIZE + " --gan {gan} --classifier {ckpt} --out {out}/v "
+          "--samples 100000000000000", "--samples 100000000000000 needs about"),
+    _case("prepare-out-of-memory", "prepare --bigwig H3K4me3={binary} --annotation {ann} --no-labels --cell C1 "
+          "--out {out} --window 100000000000", "--window 100000000000 needs about 745.1 TB of memory"),
     _case("gan-sample-cell-escapes", "gan sample --checkpoint {gan} --out {out} --n 3 --cell ../victim",
           "--cell '../victim': a cell name must be a plain name"),
     _case("gan-visualize-missing-gan", VISUALIZE + " --gan {missing}.ckpt --classifier {ckpt} --out {out}/v",
@@ -239,6 +284,14 @@ CASES = [
     _case("compare-bad-level", "compare {run} {run} --level 2", "level must be between 0 and 1"),
     _case("compare-unwritable-out", "", "", skip=NO_OUTPUT),
     # the command line itself
+    _case("abbreviated-training-option", FIT + " --trainer.max_epoch 1 --trainer.default_root_dir {out}/run",
+          "unrecognized arguments: --trainer.max_epoch 1"),
+    _case("abbreviated-gan-option", "gan fit --config gan --trainer.max_epoch 1 --trainer.default_root_dir {out}/g",
+          "unrecognized arguments: --trainer.max_epoch 1"),
+    _case("abbreviated-option", "simulate --out {out}/sim --gen 3",
+          "unrecognized arguments: --gen 3 (see `deepchrome simulate --help`)"),
+    _case("abbreviated-subcommand-option", "data check {example} --no-c",
+          "unrecognized arguments: --no-c (see `deepchrome data --help`)"),
     _case("unknown-command", "frobnicate", "unknown command 'frobnicate'; run `deepchrome --help`"),
     _case("quiet-and-verbose", "-q simulate --out {out}/sim -v", "--quiet and --verbose together: choose one"),
 ]  # fmt: skip
@@ -324,12 +377,33 @@ def test_an_interrupted_overwrite_puts_the_finished_run_back(fitted, tmp_path):
     handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT after an interrupt
     quiet = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False, "trainer.max_epochs": 5}
     try:
-        with pytest.raises(SystemExit):
+        with pytest.raises(Interrupted) as stopped:
             deepchrome.fit("linear", quiet, run_dir=run, overwrite=True, callbacks=[Interrupt()])
     finally:
+        assert signal.getsignal(signal.SIGINT) is handler  # Lightning's SIG_IGN is undone
         signal.signal(signal.SIGINT, handler)
+    assert str(stopped.value) == f"interrupted (SIGINT); {run} holds the run it was to replace, as before"
     assert snapshot(run) == before
     assert hidden(run) == []
+
+
+@pytest.mark.parametrize(("signum", "status", "name"), [(15, 143, "SIGTERM"), (2, 130, "SIGINT")])
+def test_a_fit_stopped_by_a_signal_exits_non_zero_and_says_how_to_resume(tmp_path, signum, status, name):
+    run = tmp_path / "run"
+    common = ["fit", "--config", "linear", "--trainer.default_root_dir", str(run), *FAST]
+    result = run_cli(*common, "--trainer.max_epochs", "4", "--trainer.callbacks+=tests.callbacks.SendSignal",
+                     "--trainer.callbacks.signum", str(signum), check=False, subprocess_=True)  # fmt: skip
+    assert result.returncode == status, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        f"deepchrome: interrupted ({name}); the checkpoints are kept in {run / 'checkpoints'}: "
+        "resume with --ckpt_path last"
+    ]
+    assert not (run / "metrics.json").exists() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    assert hidden(run) == []
+    resumed = run_cli(*common, "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    assert "metrics:" in resumed.stdout
+    assert pd.read_csv(run / "metrics.csv").dropna(subset=["train_loss"])["epoch"].tolist() == [0, 1]
 
 
 def test_evaluating_without_a_checkpoint_is_refused(tmp_path):
@@ -406,6 +480,14 @@ def test_a_bug_prints_its_traceback_and_asks_for_a_report(monkeypatch):
         (IsADirectoryError(errno.EISDIR, "Is a directory", "/d"), "/d: is a folder, expected a file"),
         (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/f/x"), "/f/x: part of this path is a file"),
         (ValueError("could not convert string to float: 'abc'"), "a value is not a number"),
+        (MemoryError(), "out of memory: ask for less"),
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried "
+                "to allocate 400000000000 bytes."
+            ),
+            "out of memory: ask for less",
+        ),
         (RuntimeError("wrapped"), None),  # a bug
         (OSError(errno.EBADF, "Bad file descriptor"), None),  # not the user's doing
     ],
@@ -493,3 +575,126 @@ def test_the_readme_error_examples_are_the_real_messages(fitted, gan_checkpoint,
             args += ["--trainer.default_root_dir", str(tmp_path / "run")]  # never the checkout's runs/
         expected = re.sub(r"\b(ROOT|RUN)\b", lambda m: names[m.group(1)], answer)
         assert assert_refused(run_cli(*args, check=False), "") == expected, command
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "message"),
+    [
+        ("gan", {"output": 3}, "output 3 is not one of counts, continuous"),
+        ("gan", {"bin_overlap": "x"}, "bin_overlap 'x' is not a number in [0, 1]"),
+        ("gan", {"bin_overlap": 5.0}, "bin_overlap 5.0 is not a number in [0, 1]"),
+        ("gan", {"width": 0}, "width 0 is not a whole number >= 1"),
+        ("gan", {"transform": {"kind": "weird", "mean": None, "std": None}},
+         "transform kind 'weird' is not one of raw, log1p, standardize, log1p_standardize"),
+        ("classifier", {"transform": {"kind": "weird", "mean": None, "std": None}},
+         "transform kind 'weird' is not one of raw, log1p, standardize, log1p_standardize"),
+        ("classifier", {"n_marks": 4}, "n_marks is 4 but marks lists 5 (H3K27me3,"),
+        ("classifier", {"marks": MARKS[:3]}, "n_marks is 5 but marks lists 3 (H3K27me3, H3K36me3, H3K4me1)"),
+        ("classifier", {"transform": {"kind": "standardize", "mean": [0.0] * 5, "std": None}},
+         "transform standardize has no per-mark std"),
+    ],
+)  # fmt: skip
+def test_crafted_checkpoint_metadata_is_refused(fitted, gan_checkpoint, tmp_path, kind, change, message):
+    import deepchrome
+
+    source = gan_checkpoint if kind == "gan" else fitted / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(source, weights_only=True)
+    checkpoint["deepchrome"].update(change)
+    path = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, path)
+    expected = f"{path}: checkpoint metadata: {message}"
+    if kind == "gan":
+        command = ["gan", "sample", "--checkpoint", str(path), "--out", str(tmp_path / "out"), "--n", "2"]
+    else:
+        command = ["predict", "--config", "linear", "--ckpt_path", str(path), "--trainer.default_root_dir",
+                   str(tmp_path / "out")]  # fmt: skip
+        with pytest.raises(deepchrome.DeepChromeError, match=re.escape(expected)):
+            deepchrome.load(path)
+    line = assert_refused(run_cli(*command, check=False), expected)
+    assert line.endswith("the file is damaged or was not written by deepchrome")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crafted.ckpt"]
+
+
+@pytest.mark.parametrize(
+    "error", ["PytorchStreamWriter failed writing file data/0: file write failed", "basic_ios::clear: iostream error"]
+)
+def test_torch_write_errors_are_a_full_disk(tmp_path, monkeypatch, error):
+    from deepchrome import training
+
+    def full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half")
+        raise RuntimeError(error)
+
+    monkeypatch.setattr(training.torch, "save", full)
+    run = tmp_path / "run"
+    result = run_cli(FIT.split()[0], *FIT.split()[1:], "--trainer.default_root_dir", str(run), *FAST, check=False)
+    line = assert_refused(result, f"{run / 'checkpoints'}/")
+    assert line.endswith("no space left on the device: free some space or choose another output folder")
+    assert not run.exists()
+
+
+def test_default_output_has_no_bars_off_a_terminal_nor_unactionable_lines(tmp_path):
+    # stderr is not a terminal here (as in a log file or CI): no progress bars unless the config asks
+    fit = run_cli("fit", "--config", "linear", "--trainer.max_epochs", "1", "--trainer.default_root_dir",
+                  str(tmp_path / "run"))  # fmt: skip
+    assert "Epoch 0" not in fit.stderr and "it/s" not in fit.stderr
+    sweep = run_cli("sweep", "--config", "sweeps/linear", "--n-trials", "0", "--sweep-dir", str(tmp_path / "sweep"),
+                    "--storage", f"sqlite:///{tmp_path / 'study.db'}")  # fmt: skip
+    assert sweep.stderr == ""  # no optuna ExperimentalWarning nor "A new study created"
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    evaluated = run_cli("test", "--config", "linear", "--ckpt_path", str(last), "--trainer.default_root_dir",
+                        str(tmp_path / "elsewhere"))  # fmt: skip
+    assert evaluated.stderr == ""  # no "Restoring states from the checkpoint path", no "The dirpath has changed"
+
+
+def test_predict_writes_beside_the_fit_of_its_checkpoint(fitted, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(fitted, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    top = sorted(p.name for p in (REPO / "runs").glob("*"))
+    run_cli("predict", "--config", "linear", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), *FAST)
+    table = pd.read_csv(run / "predictions.csv")
+    assert len(table) > 0 and {"gene_id", "probability"} <= set(table.columns)
+    assert {name: (run / name).read_bytes() for name in before} == before  # the fit's own files untouched
+    assert sorted(p.name for p in (REPO / "runs").glob("*")) == top  # not the config's runs/linear
+    # a folder named on the command line wins
+    run_cli("predict", "--config", "linear", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+            "--trainer.default_root_dir", str(tmp_path / "elsewhere"), *FAST)  # fmt: skip
+    assert (tmp_path / "elsewhere" / "predictions.csv").is_file()
+
+
+def test_explain_into_an_earlier_explain_is_refused_and_overwrite_replaces_only_its_files(fitted, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's\n")
+    common = ["explain", "--checkpoint", str(fitted / "checkpoints" / "last.ckpt"), "--root", str(EXAMPLE),
+              "--n-steps", "2", "--out", str(out)]  # fmt: skip
+    run_cli(*common, "--cells", "S01", "--gene-figures", "2")
+    first = sorted(p.name for p in out.iterdir())
+    assert "S01_marks.png" in first and sum(name.startswith("gene_") for name in first) == 6
+    before = snapshot(out)
+    refused = run_cli(*common, "--cells", "S02", "--gene-figures", "0", check=False)
+    assert_refused(refused, f"{out} already holds the outputs of an earlier explain (S01_heatmap.csv, "
+                   f"{len(first) - 1} file(s)); pass --overwrite to replace them, or choose another --out")  # fmt: skip
+    assert snapshot(out) == before
+    run_cli(*common, "--cells", "S02", "--gene-figures", "0", "--overwrite")
+    second = sorted(p.name for p in out.iterdir())
+    assert "notes.txt" in second and (out / "notes.txt").read_text() == "the user's\n"
+    assert not any(name.startswith(("S01_", "gene_")) for name in second)  # nothing left of the first explain
+    assert "S02_marks.png" in second and hidden(out) == []
+
+
+@pytest.mark.parametrize(("signum", "status", "name"), [(15, 143, "SIGTERM"), (2, 130, "SIGINT")])
+def test_an_interrupted_sweep_exits_with_the_signal_status(tmp_path, monkeypatch, signum, status, name):
+    from deepchrome import runs
+
+    def stopped(*args, **kwargs):
+        raise Interrupted(signum, "the checkpoints are kept in X: resume with --ckpt_path last")
+
+    monkeypatch.setattr(runs, "train", stopped)
+    result = run_cli("sweep", "--config", "sweeps/linear", "--n-trials", "1", "--sweep-dir", str(tmp_path / "sw"),
+                     check=False)  # fmt: skip
+    assert result.returncode == status
+    assert result.stderr.strip().splitlines() == [
+        f"deepchrome: interrupted ({name}); the running trial is marked failed; the same command continues the sweep"
+    ]

@@ -321,13 +321,23 @@ def test_out_that_is_a_file(tmp_path):
     assert server.paths == [] and (tmp_path / "release").read_text() == "x"
 
 
-def test_existing_cell_folder_keeps_other_files(tmp_path):
+def test_existing_cell_folder_keeps_other_files_and_edited_splits_need_overwrite(tmp_path):
     cell = tmp_path / "release" / "S01"
     (cell / "classification").mkdir(parents=True)
     (cell / "notes.txt").write_text("mine")
-    (cell / "classification" / "train.csv").write_text("stale")
+    (cell / "classification" / "train.csv").write_text("edited")
+    before = snapshot(tmp_path / "release")
     with Server(build_tarball()) as server:
-        download(server, tmp_path / "release", "--cells", "S01")
+        refused = download(server, tmp_path / "release", "--cells", "S01", check=False)
+        _refused(
+            refused,
+            f"{cell}/classification/train.csv already exists and differs from the release "
+            "(1 file(s) would be replaced): pass --overwrite to replace them, or choose another --out",
+        )
+        assert snapshot(tmp_path / "release") == before
+        download(server, tmp_path / "release", "--cells", "S01", "--overwrite")
+        again = download(server, tmp_path / "release", "--cells", "S01")  # the same content: nothing to refuse
+    assert again.returncode == 0
     assert (cell / "notes.txt").read_text() == "mine"
     assert (cell / "classification/train.csv").read_bytes() == (EXAMPLE / "S01/classification/train.csv").read_bytes()
     assert not hidden(tmp_path / "release")

@@ -337,7 +337,7 @@ def test_existing_cell_folder_keeps_what_prepare_did_not_write(tiny):
         "prepare.json",
     ]
     first = snapshot(tiny / "out")
-    assert _prepare_cli(tiny, "--seed", "1", "--overwrite").returncode == 0  # again: own files replaced
+    assert _prepare_cli(tiny, "--overwrite").returncode == 0  # again: own files replaced
     assert snapshot(tiny / "out").keys() == first.keys() and not hidden(tiny / "out")
     assert (cell / "notes.txt").read_text() == "mine"
 

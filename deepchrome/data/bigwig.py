@@ -35,7 +35,7 @@ from deepchrome.data.release import (
 )
 from deepchrome.data.signals import SPLITS, HistoneSignals
 from deepchrome.errors import DataFormatError, DeepChromeError
-from deepchrome.files import check_not_replacing, check_out_folder, staged_output
+from deepchrome.files import check_memory, check_not_replacing, check_out_folder, staged_output
 from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ def check_binning(window: int, bin_size: int) -> int:
     for name, value in (("--window", window), ("--bin-size", bin_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise DeepChromeError(f"{name} {value}: must be a positive whole number of base pairs")
+    check_memory(256 * 2 * window * 4 * 4, f"--window {window}")  # a chunk of 256 genes' bases, float32, per worker
     if window % bin_size:
         raise DeepChromeError(
             f"--window {window} is not a multiple of --bin-size {bin_size}: the TSS must fall on a bin "

@@ -35,7 +35,7 @@ import numpy as np
 from deepchrome.data.release import write_release_csv
 from deepchrome.data.signals import DEEPCHROME_MARKS, SPLITS, HistoneSignals
 from deepchrome.errors import DeepChromeError
-from deepchrome.files import check_not_replacing, check_out_folder, staged_output
+from deepchrome.files import check_memory, check_not_replacing, check_out_folder, staged_output
 
 N_BINS = 100
 #: 1-based bins (inclusive) where each mark's planted signal lies.
@@ -243,6 +243,9 @@ def simulate_release(
         anything is written.
     """
     out = check_out_folder(out)
+    if isinstance(n_cells, int) and isinstance(n_genes, int):  # float64 signals, with the copies made on the way
+        needed = 4 * 8 * n_cells * n_genes * len(DEEPCHROME_MARKS) * N_BINS
+        check_memory(needed, f"--genes {n_genes} x --cells {n_cells}")
     cells, truth = simulate_cells(n_cells=n_cells, n_genes=n_genes, seed=seed, **kwargs)
     written = [out / "ground_truth.json", *(out / "expression" / f"{name}.csv" for name in cells)]
     written += [out / name / "classification" / f"{split}.csv" for name in cells for split in SPLITS]

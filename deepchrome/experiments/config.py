@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from deepchrome.config import absolute_input, apply_overrides, load_config, read_settings
+from deepchrome.config import absolute_input, apply_overrides, check_setting_types, load_config, read_settings
 from deepchrome.errors import DeepChromeError
 
 FAMILIES = (
@@ -34,6 +34,7 @@ def load_experiment_config(source: str | os.PathLike | dict) -> dict:
     from deepchrome.sweep import check_storage_settings
 
     raw, path, folder = read_settings(source, EXPERIMENT_KEYS, "experiment config")
+    check_experiment_settings(raw, path)
     root = Path(absolute_input(raw.get("root", "data/example"), folder))
     cells = list_cells(root)
     models = {}
@@ -90,6 +91,48 @@ def load_experiment_config(source: str | os.PathLike | dict) -> dict:
         "study_name": raw.get("study_name", Path(str(source)).stem if not isinstance(source, dict) else "experiment"),
         **workers,
     }
+
+
+#: The type of each experiment setting (see :func:`deepchrome.config.check_setting_types`).
+EXPERIMENT_KINDS = {
+    "root": "path", "models": "mapping", "overrides": "mapping", "families": "list", "selection": "list",
+    "targets": "list", "k_random": "whole", "thresholds": "mapping", "size": "mapping", "seed": "whole",
+    "expression_dir": "path", "study_name": "text",
+}  # fmt: skip
+
+
+def check_experiment_settings(raw: dict, where: str) -> None:
+    """Refuse an empty config, settings of the wrong type and empty lists, before anything is read.
+
+    Raises
+    ------
+    DeepChromeError
+        ``CONFIG: k_random must be a whole number >= 1, got -1``, ``CONFIG: families is empty: list
+        one or more of single, ...``, ``CONFIG: models.linear must be a training config...``.
+    """
+    if not raw:
+        raise DeepChromeError(
+            f"{where}: the experiment config is empty: give at least root, models and families "
+            "(see configs/experiments/example.yaml)"
+        )
+    check_setting_types(raw, EXPERIMENT_KINDS, where)
+    for key, available in (("models", None), ("families", FAMILIES), ("selection", SELECTIONS), ("targets", None)):
+        if key in raw and not raw[key]:
+            choices = f": list one or more of {', '.join(available)}" if available else ""
+            raise DeepChromeError(f"{where}: {key} is empty{choices} (or leave {key} out for the default)")
+    for name, model in (raw.get("models") or {}).items():
+        if not isinstance(model, str | dict):
+            raise DeepChromeError(
+                f"{where}: models.{name} must be a training config (a packaged name, a YAML path or a mapping), "
+                f"got {model!r}"
+            )
+    for key in ("families", "selection", "targets"):
+        bad = [v for v in raw.get(key) or [] if not isinstance(v, str)]
+        if bad:
+            raise DeepChromeError(f"{where}: {key} must list names, got {bad[0]!r}")
+    for key, least in (("k_random", 1), ("seed", 0)):
+        if key in raw and raw[key] < least:
+            raise DeepChromeError(f"{where}: {key} must be a whole number >= {least}, got {raw[key]}")
 
 
 def check_size(size: dict, where: str) -> None:

@@ -101,6 +101,11 @@ class HistoneGAN(pl.LightningModule):
             raise DeepChromeError(f"model.bin_overlap must be in [0, 1], got {bin_overlap}")
         if not 0 <= ema_decay < 1:
             raise DeepChromeError(f"model.ema_decay must be in [0, 1), got {ema_decay}")
+        sizes = {"latent_dim": latent_dim, "width": width, "quality_samples": quality_samples,
+                 "test_samples": test_samples}  # fmt: skip
+        for name, value in sizes.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise DeepChromeError(f"model.{name} {value!r}: must be a whole number >= 1")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator: Generator | None = None

@@ -60,6 +60,7 @@ def sample_release(
     check_out_folder(out)
     check_not_replacing([Path(out) / cell / "classification" / f"{split}.csv" for split in SPLITS], overwrite)
     generator, meta = load_gan(checkpoint)
+    files.check_memory(2 * n_per_class * meta["n_marks"] * meta["n_bins"] * 4 * 4, f"--n {n_per_class}")
     signals, labels = generate(generator, meta, n_per_class, seed=seed)
     counts = gan_transform(meta).inverse(signals).clamp_min(0).round().numpy().astype(np.int32)
     rng = np.random.default_rng(seed)
@@ -266,6 +267,7 @@ def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out
             raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
     final = check_out_folder(out)
     generator, meta = load_gan(gan_checkpoint)
+    files.check_memory(samples * meta["n_marks"] * meta["n_bins"] * 4 * 4 * levels, f"--samples {samples}")
     classifier, classifier_meta = load_classifier(classifier_checkpoint)
     check_compatible(
         classifier_meta, meta["marks"], meta["n_bins"], classifier_checkpoint, transform=gan_transform(meta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -40,6 +41,7 @@ def explain(
     linear_checkpoint: str | os.PathLike | None = None,
     gene_figures: int = 3,
     cache_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Attribute a checkpoint's predictions on ``cells``' ``split`` and write arrays, tables, figures.
 
@@ -51,7 +53,9 @@ def explain(
     ``noise`` flag), ``<cell>_heatmap`` (mark x bin means), ``<cell>_marks`` and ``<cell>_groups`` figures,
     and ``gene_<id>`` figures for the chosen (or the most confidently high) genes. PNG + PDF + CSV each.
     The outputs are written to a temporary folder inside ``out`` and moved in at the end
-    (:func:`deepchrome.files.staged_output`): a failure leaves ``out`` as it was.
+    (:func:`deepchrome.files.staged_output`): a failure leaves ``out`` as it was. An ``out`` that
+    already holds an earlier explain's outputs is refused unless ``overwrite``; then that explain's
+    files (listed in its ``explain.json``) are replaced or removed, and other files stay.
 
     Returns
     -------
@@ -61,8 +65,9 @@ def explain(
     Raises
     ------
     DeepChromeError
-        For an unknown method, ``n_steps`` < 1, ``gene_figures`` < 0, an ``out`` that is a file,
-        unreadable checkpoints or data, unknown cells or genes; all before anything is written.
+        For an unknown method, ``n_steps`` < 1, ``gene_figures`` < 0, an ``out`` that is a file or
+        holds an earlier explain's outputs (without ``overwrite``), unreadable checkpoints or data,
+        unknown cells or genes; all before anything is written.
     """
     from deepchrome.files import check_out_folder, staged_output
 
@@ -72,6 +77,12 @@ def explain(
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
     out = check_out_folder(out)
+    earlier = earlier_outputs(out)
+    if earlier and not overwrite:
+        raise DeepChromeError(
+            f"{out} already holds the outputs of an earlier explain ({earlier[0].name}, {len(earlier)} file(s)); "
+            "pass --overwrite to replace them, or choose another --out"
+        )
     classifier = Classifier.from_checkpoint(checkpoint)
     net, marks, transform = classifier.net, list(classifier.marks), classifier.transform
     check_cells(root, cells)
@@ -119,8 +130,37 @@ def explain(
                                  checks, levels)  # fmt: skip
         summary = {"checkpoint": str(checkpoint), "method": method, "baseline": baseline, "n_steps": n_steps,
                    **numbers, "out": str(out)}  # fmt: skip
-        files.write_json(stage / "explain.json", summary, indent=1)
+        written = sorted(p.name for p in stage.iterdir() if p.is_file()) + ["explain.json"]
+        files.write_json(stage / "explain.json", {**summary, "files": written}, indent=1)
+    for path in earlier:  # the earlier explain's files that this one did not replace
+        if path.name not in written:
+            path.unlink(missing_ok=True)
     return summary
+
+
+#: The names explain writes (for an explain.json without its list of files).
+_OUTPUT_NAMES = re.compile(
+    r"(explain\.json|attributions\.npz|groups\.csv|.+_(heatmap|marks|groups)\.(png|pdf|csv)|.+_mark_importance\.csv"
+    r"|gene_.+\.(png|pdf|csv))"
+)
+
+
+def earlier_outputs(out: Path) -> list[Path]:
+    """The files of an earlier explain in ``out``: those its ``explain.json`` lists (plain names in
+    ``out`` only), else those named as explain names its outputs; ``[]`` without an ``explain.json``
+    and such files."""
+    import json
+
+    if not out.is_dir():
+        return []
+    listed = None
+    with contextlib.suppress(OSError, ValueError):
+        listed = json.loads((out / "explain.json").read_text()).get("files")
+    if isinstance(listed, list) and all(isinstance(name, str) for name in listed):
+        names = [name for name in listed if name == Path(name).name and _OUTPUT_NAMES.fullmatch(name)]
+    else:
+        names = [p.name for p in out.iterdir() if _OUTPUT_NAMES.fullmatch(p.name)]
+    return [out / name for name in sorted(set(names)) if (out / name).is_file() and not (out / name).is_symlink()]
 
 
 def _write_outputs(out: Path, result, raw, gene_ids, cell_of, marks, genes, gene_figures, linear, net, checks,

@@ -23,6 +23,7 @@ class SignalNet(nn.Module):
         self.n_marks = n_marks
         self.n_bins = n_bins
         self.built = False
+        self._check_sizes()
         if n_marks is not None and n_bins is not None:
             self.build(n_marks, n_bins)
 
@@ -48,6 +49,27 @@ class SignalNet(nn.Module):
 
     def _build(self, n_marks: int, n_bins: int) -> None:
         raise NotImplementedError
+
+    def _check_sizes(self) -> None:
+        """Refuse sizes that torch would only reject mid-run (or never): a width, kernel or layer size
+        that is not a whole number >= 1, a dropout outside [0, 1).
+
+        Raises
+        ------
+        DeepChromeError
+            ``model.net.init_args.channels 0: must be a whole number >= 1``.
+        """
+        for name in inspect.signature(type(self).__init__).parameters:
+            value = getattr(self, name, None)
+            where = f"model.net.init_args.{name} {list(value) if isinstance(value, tuple) else value!r}"
+            if name == "dropout":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                    raise DeepChromeError(f"{where}: must be a number in [0, 1)")
+            elif isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                raise DeepChromeError(f"{where}: must be a whole number >= 1")
+            elif isinstance(value, tuple) and not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                                      for v in value):  # fmt: skip
+                raise DeepChromeError(f"{where}: layer sizes must be whole numbers >= 1")
 
     def config(self) -> dict:
         """``{"class_path", "init_args"}`` that rebuilds this network (as in a YAML config)."""

@@ -325,7 +325,7 @@ def run_report(
     if unknown:
         raise DeepChromeError(f"unknown model(s) {', '.join(unknown)} (available: {', '.join(MODELS)})")
     total = len(models) * seeds * (len(cells) + 1) + 3
-    progress = tqdm(total=total, desc="report", unit="step")
+    progress = tqdm(total=total, desc="report", unit="step", disable=None)  # a bar on a terminal only
 
     real, steps = classifier_table(root, cells, seeds, work / "real", quick, progress, models)
     _write_csv(real.drop(columns="run_dir"), out / "classifiers_real.csv")
@@ -403,7 +403,7 @@ def run_report(
     linear_checkpoint = _best_checkpoint(work / "real" / _slug(LINEAR) / f"{cells[0]}-seed0")
     step = timed_step("attributions", lambda: explain(cnn_checkpoint, root, [cells[0]], out / "attributions",
                                                       linear_checkpoint=linear_checkpoint, gene_figures=1,
-                                                      n_steps=10 if fast else 50))  # fmt: skip
+                                                      n_steps=10 if fast else 50, overwrite=True))  # fmt: skip
     steps.append(step)
     attribution = step.value
     progress.update(1)
