@@ -674,7 +674,7 @@ def test_explain_into_an_earlier_explain_is_refused_and_overwrite_replaces_only_
     assert "S01_marks.png" in first and sum(name.startswith("gene_") for name in first) == 6
     before = snapshot(out)
     refused = run_cli(*common, "--cells", "S02", "--gene-figures", "0", check=False)
-    assert_refused(refused, f"{out} already holds the outputs of an earlier explain (S01_heatmap.csv, "
+    assert_refused(refused, f"{out} already holds the outputs of an earlier explain (S01_groups.csv, "
                    f"{len(first) - 1} file(s)); pass --overwrite to replace them, or choose another --out")  # fmt: skip
     assert snapshot(out) == before
     run_cli(*common, "--cells", "S02", "--gene-figures", "0", "--overwrite")
