@@ -186,7 +186,7 @@ def format_regions(regions: list[tuple[int, int]]) -> str:
 
 
 def mark_regions(classifier, samples: torch.Tensor, floor: torch.Tensor | None = None, n_steps: int = 16,
-                 smooth: int = 5, threshold: float = 0.5, gap: int = 5) -> tuple[list, np.ndarray]:  # fmt: skip
+                 smooth: int = 5, threshold: float = 0.5, gap: int = 5) -> tuple[list, np.ndarray, np.ndarray]:  # fmt: skip  # noqa: E501
     """Where each mark acts, estimated from the classifier's attributions (no region assumed).
 
     IntegratedGradients of the log-odds of high (baseline: zero counts, ``floor``) over
@@ -207,6 +207,10 @@ def mark_regions(classifier, samples: torch.Tensor, floor: torch.Tensor | None =
         Per mark, a list of 1-based inclusive ``(first, last)`` bin ranges.
     profile
         [marks, bins] importance profiles (mean |attribution|, smoothed).
+    contribution
+        [marks] mean over genes of |the mark's attribution summed over bins|: its net share of
+        each gene's log-odds. Unlike summed |attribution|, bin-to-bin noise of opposite signs
+        cancels, so a mark the classifier merely jitters on scores low.
     """
     from scipy.ndimage import binary_closing, uniform_filter1d
 
@@ -217,13 +221,14 @@ def mark_regions(classifier, samples: torch.Tensor, floor: torch.Tensor | None =
     baseline = floor.reshape(1, -1, 1).expand_as(samples).clone()
     values = attribute(classifier, samples, baseline=baseline, n_steps=n_steps, batch_size=2048).values
     profile = uniform_filter1d(np.abs(values).mean(0), size=smooth, axis=1, mode="nearest")
+    contribution = np.abs(values.sum(-1)).mean(0)
     regions = []
     for m in range(n_marks):
         above = profile[m] >= threshold * profile[m].max()
         # closing fills gaps up to `gap` bins; the border value keeps edges from being eroded
         above = binary_closing(np.pad(above, gap, mode="edge"), structure=np.ones(gap + 1))[gap:-gap] | above
         regions.append(_runs(above))
-    return regions, profile
+    return regions, profile, contribution
 
 
 def _region_mask(regions: list[tuple[int, int]], n_bins: int) -> torch.Tensor:
@@ -305,7 +310,7 @@ def combinatorial_map(classifier, samples: torch.Tensor, marks, regions: list | 
     n, n_marks, n_bins = samples.shape
     floor = torch.zeros(n_marks) if floor is None else floor
     if regions is None:
-        regions, _ = mark_regions(classifier, samples, floor)
+        regions, _, _ = mark_regions(classifier, samples, floor)
     current = region_levels(samples, regions)  # [n, marks]
     if levels is None:
         levels = torch.quantile(current, torch.linspace(0.05, 0.95, k), dim=0).T  # [marks, k]
@@ -445,7 +450,7 @@ def _draw_all(generator, meta, classifier, transform, marks, real, real_labels, 
     floor = transform(torch.zeros(1, len(marks), 1))[0, :, 0]
     # where each mark acts: attributions of the classifier on real genes (the data it was fit to)
     chosen = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:samples]
-    regions, _ = mark_regions(classifier, real[chosen], floor)
+    regions, _, contribution = mark_regions(classifier, real[chosen], floor)
     scale = model_input(train, transform).amax(dim=(0, 2))
     prototypes = {
         "GAN prior, high": gan_prototypes(generator, transform, classifier, 1, seed=seed),
@@ -466,6 +471,7 @@ def _draw_all(generator, meta, classifier, transform, marks, real, real_labels, 
     summary = {
         "interactions": table.to_dict("records"),
         "regions": {mark: format_regions(r) for mark, r in zip(marks, regions, strict=True)},
+        "mark_contributions": dict(zip(marks, contribution.tolist(), strict=True)),
         "prototype_region_levels": prototype_region_levels(prototypes, marks, regions),
         "prototype_promoter_levels": levels_of,
     }
