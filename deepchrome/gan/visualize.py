@@ -142,17 +142,20 @@ def input_optimization(classifier, target: int, scale: torch.Tensor, n_bins: int
 
 
 def plot_prototypes(prototypes: dict, marks, path, regions: list | None = None) -> list[Path]:
-    """Heatmaps (marks x bins): GAN-prior prototypes (mean of the batch) beside input optimization.
+    """Heatmaps (marks x bins): GAN-prior prototypes (mean of the batch) beside input optimization,
+    and below them, per region, each mark's high-minus-low difference for both methods.
 
     Dashed lines separate upstream / promoter / gene body; white bars under each mark's row show
     the regions where it acts (``regions``: per mark, 1-based ``(first, last)`` ranges), so values
     anywhere in the window, not only at the promoter, can be read against them. The CSV holds
     every bin and the per-region summaries (:func:`prototype_region_levels`).
     """
-    fig, axes = plt.subplots(2, 2, figsize=(11, 5), sharex=True, sharey=True)
+    fig = plt.figure(figsize=(11, 7.5))
+    grid = fig.add_gridspec(3, len(SUMMARY_REGIONS) * 2, height_ratios=[1, 1, 0.9])
+    heatmaps = [fig.add_subplot(grid[r, c * 3 : c * 3 + 3]) for r in range(2) for c in range(2)]
     limit = max(float(v.max()) for v in prototypes.values())
     rows = []
-    for (name, values), ax in zip(prototypes.items(), axes.flat, strict=True):
+    for (name, values), ax in zip(prototypes.items(), heatmaps, strict=True):
         mean = values.mean(0).numpy()
         ax.imshow(mean, aspect="auto", cmap="viridis", vmin=0, vmax=limit, interpolation="nearest",
                   extent=(0.5, mean.shape[1] + 0.5, len(marks) - 0.5, -0.5))  # fmt: skip
@@ -164,8 +167,19 @@ def plot_prototypes(prototypes: dict, marks, path, regions: list | None = None) 
         ax.set_title(name)
         ax.set_yticks(range(len(marks)), list(marks))
         rows += [(name, mark, str(b + 1), mean[m, b]) for m, mark in enumerate(marks) for b in range(mean.shape[1])]
-    for name, entry in prototype_region_levels(prototypes, marks, regions).items():
+    summary = prototype_region_levels(prototypes, marks, regions)
+    for name, entry in summary.items():
         rows += [(name, mark, region, value) for region, values in entry.items() for mark, value in values.items()]
+    width = 0.4
+    for r, region in enumerate(SUMMARY_REGIONS):
+        ax = fig.add_subplot(grid[2, r * 2 : r * 2 + 2])
+        for offset, method in ((-width / 2, "GAN prior"), (width / 2, "input optimization")):
+            high, low = summary[f"{method}, high"][region], summary[f"{method}, low"][region]
+            ax.bar(np.arange(len(marks)) + offset, [high[m] - low[m] for m in marks], width, label=method)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(range(len(marks)), list(marks), rotation=45, fontsize=7)
+        ax.set_title(f"{region} ({SUMMARY_REGIONS[region][0]}-{SUMMARY_REGIONS[region][1]}): high - low", fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path, pd.DataFrame(rows, columns=["prototype", "mark", "bin", "value"]))
 
