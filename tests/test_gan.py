@@ -433,6 +433,9 @@ def test_map_finds_a_randomly_placed_interaction_and_its_regions(seed):
     # every other pair is additive on the log-odds: nothing beyond what clipping at 0 leaves
     assert (table.interaction.iloc[1:] < 0.1 * top.interaction).all()
     assert list(table["rank"]) == list(range(1, 11)) and table.interaction.is_monotonic_decreasing
+    if seed == 0:  # same seed, same table (bootstrap and permutations included)
+        again = combinatorial_map(net, x, marks, bootstrap=20, permutations=100, seed=seed)[1]
+        pd.testing.assert_frame_equal(table, again)
 
 
 def test_no_interaction_reads_as_none_not_as_a_small_one():

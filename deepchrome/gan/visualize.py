@@ -1,5 +1,11 @@
 """GAN-based visualizations: class-conditional profiles, class prototypes (GAN prior vs input
-optimization) and the combinatorial map of mark pairs with a ranked interaction table.
+optimization, summarised per region) and the combinatorial map of mark pairs with a ranked
+interaction table.
+
+The map assumes no region: :func:`mark_regions` estimates where each mark acts from the
+classifier's attributions, and :func:`combinatorial_map` varies each mark over its own regions, on
+any genes (GAN samples in :func:`visualize`), reporting per pair the interaction on log-odds, a
+bootstrap interval and a sign-flip permutation null.
 
 Every figure is written as PNG and PDF with its numbers as CSV.
 """
