@@ -95,7 +95,7 @@ def test_nonsense_arguments_are_refused_before_writing(tmp_path, kwargs, message
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args", [("--groups", "0"), ("--cells", "0"), ("--genes", "2")])
+@pytest.mark.parametrize("args", [("--groups", "0"), ("--cells", "0"), ("--genes", "2"), ("--rules", "learned")])
 def test_cli_refuses_nonsense_in_one_line(tmp_path, args):
     result = run_cli("simulate", "--out", str(tmp_path / "out"), *args, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
