@@ -8,7 +8,9 @@ classifier is trained on one simulated cell (``deepchrome.fit``), and on its tes
   :func:`~deepchrome.gan.visualize.mark_regions`) must rank a planted pair first with its
   interval above the null (``margin`` = ``ci_low`` - ``null_q95`` > 0);
 * attributions: every mark of a rule term must carry more attribution than every label-free
-  mark, and each term mark's attribution mass must lie mostly in its planted region;
+  mark, and each term mark's attribution mass must lie mostly in its planted region; the table
+  also gives the smallest overlap (IoU, bins in both / in either) of a rule mark's estimated
+  regions with its planted region;
 * prototypes (input optimization, high minus low, averaged over the mark's planted region) must
   move each pair mark in the direction of its rule (gated: A up, B down; joint: both up).
 
@@ -44,7 +46,8 @@ def check_seed(seed: int, workdir: str | Path, genes: int = 3000, epochs: int = 
         ``ci_low``/``ci_high``/``null_q95`` of the best-ranked planted pair, ``map_pass``,
         ``importance`` {mark: mean |attribution summed over bins|}, ``marks_pass``,
         ``in_region`` {mark: fraction of its attribution mass in its planted region},
-        ``share`` {mark: that region's fraction of the bins}, ``regions_pass``,
+        ``share`` {mark: that region's fraction of the bins}, ``regions_pass``, ``region_iou``
+        {mark: overlap of the estimated regions with the planted one, bins in both / in either},
         ``prototype_shift`` {mark: high - low prototype over its planted region} and
         ``prototypes_pass`` (``None`` when ``prototypes`` is false).
     """
@@ -84,6 +87,12 @@ def check_seed(seed: int, workdir: str | Path, genes: int = 3000, epochs: int = 
     result["in_region"] = {m: float(profile[marks.index(m), r[0] - 1 : r[1]].sum() / profile[marks.index(m)].sum())
                            for m, r in planted_bins.items()}  # fmt: skip
     result["share"] = {m: (r[1] - r[0] + 1) / profile.shape[1] for m, r in planted_bins.items()}
+    # the regions the map used against the planted ones: bins in both / bins in either
+    result["region_iou"] = {}
+    for m, (first, last) in planted_bins.items():
+        found = {b for a, z in regions[marks.index(m)] for b in range(a, z + 1)}
+        planted_set = set(range(first, last + 1))
+        result["region_iou"][m] = len(found & planted_set) / len(found | planted_set)
     # mostly inside (>= 60 %) and at least 1.5x what a flat profile would put there (whole window: 100 %)
     result["regions_pass"] = all(
         result["in_region"][m] >= min(0.6, 1.5 * result["share"][m]) for m in planted_bins
@@ -116,7 +125,7 @@ def main() -> None:
     print(f"random-rule family: seeds 0-{args.seeds - 1}, {args.genes} genes, {args.epochs} epochs, "
           f"{args.samples} test genes, {args.config}")  # fmt: skip
     header = (f"{'seed':>4} {'AUROC':>6} {'rank':>4} {'interaction':>11} {'95% CI':>15} {'null q95':>8} {'margin':>7} "
-              f"{'marks':>5} {'regions':>7} {'protos':>6}  rule")  # fmt: skip
+              f"{'marks':>5} {'regions':>7} {'IoU':>4} {'protos':>6}  rule")  # fmt: skip
     print(header)
     passes = {"map": 0, "marks": 0, "regions": 0, "prototypes": 0}
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,7 +137,8 @@ def main() -> None:
             interval = f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
             print(f"{seed:>4} {r['test_auroc']:>6.3f} {int(r['rank']):>4} {r['interaction']:>11.3f} "
                   f"{interval:>15} {r['null_q95']:>8.3f} {r['margin']:>7.3f} "
-                  f"{yes[r['marks_pass']]:>5} {yes[r['regions_pass']]:>7} {yes[r['prototypes_pass']]:>6}  "
+                  f"{yes[r['marks_pass']]:>5} {yes[r['regions_pass']]:>7} {min(r['region_iou'].values()):>4.2f} "
+                  f"{yes[r['prototypes_pass']]:>6}  "
                   f"{' + '.join(r['truth']['rules'])}", flush=True)  # fmt: skip
     n = args.seeds
     print(f"planted pair first with margin > 0: {passes['map']}/{n} (target 9/{n}); term marks above label-free: "

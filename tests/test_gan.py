@@ -463,5 +463,7 @@ def test_interpretation_finds_rules_drawn_at_random(seed, tmp_path):
     # attributions: rule marks above label-free ones, mass where the rule reads each mark
     assert result["marks_pass"], result["importance"]
     assert result["regions_pass"], (result["in_region"], result["share"])
+    # the regions the map varied each rule mark over are mostly its planted region
+    assert min(result["region_iou"].values()) > 0.5, result["region_iou"]
     # prototypes: input optimization moves each pair mark the rule's way over its planted region
     assert result["prototypes_pass"], result["prototype_shift"]
