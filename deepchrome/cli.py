@@ -263,6 +263,12 @@ def _simulate(argv: list[str]) -> None:
         help="how much odd groups' histone-expression rules differ (0 = same rules)",
     )
     parser.add_argument(
+        "--rules",
+        choices=("fixed", "random"),
+        default="fixed",
+        help="fixed: the documented rule (default); random: the seed draws a rule from a family (see README)",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace existing data files of the same cells (else refused)"
     )
     args = parser.parse_args(argv)
@@ -273,6 +279,7 @@ def _simulate(argv: list[str]) -> None:
         seed=args.seed,
         n_groups=args.groups,
         rule_shift=args.rule_shift,
+        rules=args.rules,
         overwrite=args.overwrite,
     )
     print(
@@ -536,6 +543,8 @@ def _gan(argv: list[str], verbosity: int = 0) -> None:
     visualize.add_argument("--out", required=True)
     visualize.add_argument("--samples", type=_whole(1), default=512, help="GAN genes per grid cell (default 512)")
     visualize.add_argument("--bootstrap", type=_whole(1), default=50, help="resamples for the interaction uncertainty")
+    visualize.add_argument("--permutations", type=_whole(1), default=200,
+                           help="sign-flip permutations for the interactions' null (default 200)")  # fmt: skip
     visualize.add_argument("--seed", type=_whole(0), default=0)
     args = parser.parse_args(argv)
     if args.action == "sample":
@@ -547,11 +556,10 @@ def _gan(argv: list[str], verbosity: int = 0) -> None:
         from deepchrome.gan.visualize import visualize
 
         summary = visualize(args.gan, args.classifier, args.root, args.cells, args.out, samples=args.samples,
-                            bootstrap=args.bootstrap, seed=args.seed)  # fmt: skip
+                            bootstrap=args.bootstrap, seed=args.seed, permutations=args.permutations)  # fmt: skip
         top = summary["interactions"][0]
-        print(
-            f"strongest interaction: {top['mark_a']} x {top['mark_b']} ({top['interaction']:.3f} +/- {top['std']:.3f})"
-        )
+        print(f"strongest interaction: {top['mark_a']} x {top['mark_b']} {top['interaction']:.3f} log-odds "
+              f"(95% CI {top['ci_low']:.3f}-{top['ci_high']:.3f}; null q95 {top['null_q95']:.3f})")  # fmt: skip
         print(f"figures: {args.out}")
 
 

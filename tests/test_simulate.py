@@ -84,6 +84,8 @@ def test_same_seed_same_release_other_seed_other_release(tmp_path):
         ({"rule_shift": float("inf")}, "--rule-shift inf: must be a finite number >= 0"),
         ({"noise": -0.5}, "noise -0.5: must be a finite number >= 0"),
         ({"group_shift": 1.5}, "group_shift 1.5: must be between 0 and 1"),
+        ({"rules": "learned"}, "--rules 'learned': expected one of fixed, random"),
+        ({"rules": "random", "rule_shift": 0.5}, "--rule-shift 0.5: applies to --rules fixed only"),
     ],
 )
 def test_nonsense_arguments_are_refused_before_writing(tmp_path, kwargs, message):
@@ -93,7 +95,7 @@ def test_nonsense_arguments_are_refused_before_writing(tmp_path, kwargs, message
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args", [("--groups", "0"), ("--cells", "0"), ("--genes", "2")])
+@pytest.mark.parametrize("args", [("--groups", "0"), ("--cells", "0"), ("--genes", "2"), ("--rules", "learned")])
 def test_cli_refuses_nonsense_in_one_line(tmp_path, args):
     result = run_cli("simulate", "--out", str(tmp_path / "out"), *args, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -123,3 +125,53 @@ def test_simulate_refuses_to_replace_a_data_set_unless_told(tmp_path):
     assert snapshot(out) == before
     run_cli("simulate", "--out", str(out), "--cells", "1", "--genes", "30", "--seed", "2", "--overwrite")
     assert snapshot(out) != before  # seed 2's data replaced seed 1's
+
+
+def test_random_rules_are_drawn_by_the_seed_and_described_in_ground_truth(tmp_path):
+    from deepchrome.data.simulate import REGIONS, draw_rules
+
+    drawn = [draw_rules(seed) for seed in range(20)]
+    assert draw_rules(3) == drawn[3]
+    # the family is actually explored: pair counts, kinds, regions and marks all vary over seeds
+    assert {len(d["planted_pairs"]) for d in drawn} == {1, 2}
+    assert {t["kind"] for d in drawn for t in d["terms"]} == {"gated", "joint", "additive"}
+    assert {name for d in drawn for t in d["terms"] for name in t["region_names"].values()} == set(REGIONS)
+    assert len({tuple(d["planted_pairs"][0]) for d in drawn}) >= 8
+    for d in drawn:
+        used = {m for t in d["terms"] for m in t["marks"]}
+        assert used.isdisjoint(d["label_free_marks"]) and len(used) + len(d["label_free_marks"]) == 5
+    truth = simulate_release(tmp_path, n_cells=1, n_genes=30, seed=5, rules="random")
+    written = json.loads((tmp_path / "ground_truth.json").read_text())
+    assert written["rules_family"] == "random" and written["planted_pairs"] == drawn[5]["planted_pairs"]
+    assert written["planted_pair"] == written["planted_pairs"][0] and truth["terms"] == written["terms"]
+    for term in written["terms"]:
+        assert term["kind"] in ("gated", "joint", "additive") and set(term["regions"]) == set(term["marks"])
+        assert all(tuple(r) in REGIONS.values() for r in term["regions"].values())
+    fixed, _ = simulate_cells(n_cells=1, n_genes=50, seed=5)
+    random_rule, _ = simulate_cells(n_cells=1, n_genes=50, seed=5, rules="random")
+    assert not np.array_equal(fixed["S01"].signals, random_rule["S01"].signals)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_rule_holds_in_the_data_and_label_free_marks_carry_none(seed):
+    """Each term's marks, read over their planted regions, move expression as the rule says;
+    label-free marks do not (on 3000 genes, where chance correlations stay under 0.06)."""
+    cells, truth = simulate_cells(n_cells=1, n_genes=3000, seed=seed, rules="random")
+    cell = cells["S01"]
+    level = {m: cell.signals[:, cell.marks.index(m), r[0] - 1 : r[1]].mean(1) for m, r in truth["planted_bins"].items()}
+    on = {m: v > np.median(v) for m, v in level.items()}
+    high = cell.labels == 1
+    for term in truth["terms"]:
+        a = on[term["marks"][0]]
+        if term["kind"] == "additive":
+            assert np.sign(high[a].mean() - high[~a].mean()) == np.sign(term["weight"])
+            continue
+        b = on[term["marks"][1]]
+        # the second mark's effect differs by A's state: the interaction, not two main effects
+        effect_b = [high[a & b].mean() - high[a & ~b].mean(), high[~a & b].mean() - high[~a & ~b].mean()]
+        if term["kind"] == "gated":  # B only matters where A is on, and lowers expression there
+            assert effect_b[0] < -0.25 and effect_b[0] < effect_b[1] - 0.15
+        else:  # joint: B raises expression where A is on, far more than where A is off
+            assert effect_b[0] > 0.25 and effect_b[0] > effect_b[1] + 0.15
+    for mark in truth["label_free_marks"]:
+        assert abs(np.corrcoef(level[mark], cell.expression)[0, 1]) < 0.06

@@ -22,6 +22,20 @@ Generative model (all bins 100 bp, TSS between bins 50 and 51, bins in transcrip
    gamma-Poisson (negative binomial, dispersion 2): over-dispersed like real ChIP-seq.
 
 ``ground_truth.json`` records the rules, the planted pair, the planted bins and the cell groups.
+
+Random rules (``rules="random"``, ``deepchrome simulate --rules random``): the seed draws the rule
+from a family instead (:func:`draw_rules`), so a method cannot be tuned to one planted pattern.
+Each mark has its own binary state per gene (Bernoulli 0.5) and its signal is a plateau of random
+amplitude over a region drawn from :data:`REGIONS` (upstream bins 1-40, promoter 41-60, gene
+body 61-100, whole window 1-100). The rule holds one or two pairs, each ``gated`` (``w * A * (1 - B)``:
+A raises expression only where B is absent) or ``joint`` (``w * A * B``: both needed), plus with one
+pair an ``additive`` mark (``+/- w * C``); the remaining marks carry no label information (their
+states never enter the expression). Each term reads its marks over their own regions. The same
+rule holds in every cell; cell groups and shifts work as above. ``ground_truth.json`` then names
+the terms (kind, marks, regions as 1-based bin ranges, weight), ``planted_pairs`` and
+``label_free_marks``. The noise is logistic of scale ``2 * noise`` (1 by default), so the terms
+are exactly the log-odds of "high" (divided by the scale): additive terms are additive on the
+log-odds, the pairs are the only interactions there.
 """
 
 from __future__ import annotations
@@ -47,6 +61,9 @@ PLANTED_BINS = {
     "H3K9me3": (1, 100),
 }
 PLANTED_PAIR = ("H3K4me3", "H3K27me3")
+#: Regions the random rule family draws from: 1-based inclusive bin ranges.
+REGIONS = {"upstream": (1, 40), "promoter": (41, 60), "gene body": (61, 100), "whole window": (1, 100)}
+RULE_FAMILIES = ("fixed", "random")
 EXPRESSION_WEIGHTS = {"promoter_active_and_not_polycomb": 2.5, "body": 1.5, "heterochromatin": -2.0}
 
 
@@ -93,6 +110,7 @@ def _check_arguments(
     cell_shift: float,
     noise: float,
     rule_shift: float,
+    rules: str = "fixed",
 ) -> None:
     """Refuse arguments the simulator cannot honour, naming the ``deepchrome simulate`` option."""
     minimum = {
@@ -116,6 +134,134 @@ def _check_arguments(
         if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and 0 <= value <= top):
             bound = "between 0 and 1" if top == 1.0 else "a finite number >= 0"
             raise DeepChromeError(f"{name} {value!r}: must be {bound}")
+    if rules not in RULE_FAMILIES:
+        raise DeepChromeError(f"--rules {rules!r}: expected one of {', '.join(RULE_FAMILIES)}")
+    if rules == "random" and rule_shift:
+        raise DeepChromeError(f"--rule-shift {rule_shift}: applies to --rules fixed only")
+
+
+def draw_rules(seed: int) -> dict:
+    """Draw one rule of the random family (see the module docstring); the seed alone decides it.
+
+    Returns
+    -------
+    dict
+        ``terms``: list of ``{"kind": "gated" | "joint" | "additive", "marks": [...],
+        "regions": {mark: [first, last]}, "region_names": {mark: name}, "weight": w}``;
+        ``planted_pairs``: the pairs' marks; ``label_free_marks``; ``signal_regions``
+        ``{mark: [first, last]}`` where each mark's signal lies (label-free marks too);
+        ``amplitude`` and ``background`` per mark.
+    """
+    # a stream of its own: the rule does not shift when the data-drawing code changes
+    rng = np.random.default_rng([seed, 19])
+    marks = [str(m) for m in rng.permutation(DEEPCHROME_MARKS)]
+    names = list(REGIONS)
+    region_name = {mark: names[rng.integers(len(names))] for mark in marks}
+    n_pairs = int(rng.integers(1, 3))
+    terms = []
+    for p in range(n_pairs):
+        a, b = marks[2 * p], marks[2 * p + 1]
+        terms.append({"kind": str(rng.choice(["gated", "joint"])), "marks": [a, b],
+                      "weight": round(float(rng.uniform(3.0, 4.5)), 3)})  # fmt: skip
+    if n_pairs == 1:
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        terms.append({"kind": "additive", "marks": [marks[2]], "weight": round(sign * float(rng.uniform(1.0, 2.0)), 3)})
+    for term in terms:
+        term["regions"] = {m: list(REGIONS[region_name[m]]) for m in term["marks"]}
+        term["region_names"] = {m: region_name[m] for m in term["marks"]}
+    used = {m for term in terms for m in term["marks"]}
+    return {
+        "terms": terms,
+        "planted_pairs": [term["marks"] for term in terms if len(term["marks"]) == 2],
+        "label_free_marks": [m for m in DEEPCHROME_MARKS if m not in used],
+        "signal_regions": {m: list(REGIONS[region_name[m]]) for m in DEEPCHROME_MARKS},
+        "amplitude": {m: round(float(rng.uniform(3.0, 8.0)), 3) for m in DEEPCHROME_MARKS},
+        "background": {m: round(float(rng.uniform(0.5, 1.5)), 3) for m in DEEPCHROME_MARKS},
+    }
+
+
+def _describe(term: dict) -> str:
+    where = {m: f"{term['region_names'][m]} {m} (bins {r[0]}-{r[1]})" for m, r in term["regions"].items()}
+    first = where[term["marks"][0]]
+    if term["kind"] == "gated":
+        return f"{first} raises expression only without {where[term['marks'][1]]} (weight {term['weight']})"
+    if term["kind"] == "joint":
+        return f"{first} together with {where[term['marks'][1]]} raises expression (weight {term['weight']})"
+    return f"{first} {'raises' if term['weight'] > 0 else 'lowers'} expression (additive, weight {term['weight']})"
+
+
+def _plateau(first: int, last: int) -> np.ndarray:
+    """[bins] a box over 1-based bins first..last with 3-bin soft edges (peaks are not sharp)."""
+    bins = np.arange(1, N_BINS + 1)
+    rise = 1 / (1 + np.exp(-(bins - first + 0.5) / 1.0))
+    fall = 1 / (1 + np.exp((bins - last - 0.5) / 1.0))
+    return rise * fall
+
+
+def _simulate_random(n_cells, n_genes, seed, n_groups, group_shift, cell_shift, noise):
+    """Cells and ground truth of the random rule family (see :func:`simulate_cells`)."""
+    drawn = draw_rules(seed)
+    rng = np.random.default_rng(seed)
+    marks = list(DEEPCHROME_MARKS)
+
+    def states(count):  # [count, marks] binary states, one per mark
+        return (rng.random((count, len(marks))) < 0.5).astype(np.float64)
+
+    def redraw(current, fraction):
+        current = current.copy()
+        chosen = rng.random(len(current)) < fraction
+        current[chosen] = states(int(chosen.sum()))
+        return current
+
+    base = states(n_genes)
+    group_states = [redraw(base, group_shift) for _ in range(n_groups)]
+    shapes = {m: _plateau(*drawn["signal_regions"][m]) for m in marks}
+    gene_ids = np.array([str(100001 + i) for i in range(n_genes)])
+    cells, groups = {}, {}
+    for c in range(n_cells):
+        name = f"S{c + 1:02d}"
+        groups[name] = c % n_groups
+        state = redraw(group_states[c % n_groups], cell_shift)
+        on = {m: state[:, i] for i, m in enumerate(marks)}
+        # logistic noise: P(expression > median) = sigmoid((terms - median) / scale) exactly, so the
+        # terms are the log-odds of high (over the scale): additive terms stay additive there and the
+        # planted pairs are the only interactions (Gaussian noise and a median split would make
+        # every pair of marks with effects interact on the log-odds scale)
+        log_expression = rng.logistic(0, 2 * noise, n_genes)
+        for term in drawn["terms"]:
+            a = on[term["marks"][0]]
+            if term["kind"] == "gated":
+                log_expression += term["weight"] * a * (1 - on[term["marks"][1]])
+            elif term["kind"] == "joint":
+                log_expression += term["weight"] * a * on[term["marks"][1]]
+            else:
+                log_expression += term["weight"] * a
+        depth = rng.uniform(0.7, 1.3, len(marks))
+        # a weak signal in the "off" state (0.15) keeps marks from being all-or-nothing
+        mean = np.stack([depth[i] * (drawn["background"][m] + drawn["amplitude"][m] * (0.15 + on[m])[:, None]
+                                     * shapes[m]) for i, m in enumerate(marks)], axis=1)  # fmt: skip
+        counts = rng.poisson(rng.gamma(2.0, mean / 2.0))
+        cells[name] = HistoneSignals(signals=counts.astype(np.uint16),
+                                     labels=(log_expression > np.median(log_expression)).astype(np.int64),
+                                     gene_ids=gene_ids, marks=DEEPCHROME_MARKS, cell=name, split="all",
+                                     expression=log_expression)  # fmt: skip
+    truth = {
+        "generator": "deepchrome.data.simulate",
+        "rules_family": "random",
+        "seed": seed,
+        "marks": marks,
+        "rules": [_describe(term) for term in drawn["terms"]],
+        "terms": drawn["terms"],
+        "planted_pair": drawn["planted_pairs"][0],
+        "planted_pairs": drawn["planted_pairs"],
+        "label_free_marks": drawn["label_free_marks"],
+        "planted_bins": drawn["signal_regions"],
+        "amplitude": drawn["amplitude"],
+        "background": drawn["background"],
+        "orientation": "transcript (bin 1 upstream)",
+        "cell_groups": groups,
+    }
+    return cells, truth
 
 
 def simulate_cells(
@@ -127,8 +273,12 @@ def simulate_cells(
     cell_shift: float = 0.05,
     noise: float = 0.5,
     rule_shift: float = 0.0,
+    rules: str = "fixed",
 ) -> tuple[dict[str, HistoneSignals], dict]:
     """Simulate ``n_cells`` cells of ``n_genes`` genes each (all genes, unsplit).
+
+    ``rules="fixed"`` (default) plants the rule described in the module docstring;
+    ``rules="random"`` lets the seed draw a rule from the random family (:func:`draw_rules`).
 
     Returns
     -------
@@ -142,9 +292,12 @@ def simulate_cells(
     ------
     DeepChromeError
         For fewer than 1 cell or group, fewer than 3 genes, a negative seed, shifts outside
-        0..1, or a negative or infinite noise or rule shift.
+        0..1, a negative or infinite noise or rule shift, an unknown rule family or a rule shift
+        with random rules.
     """
-    _check_arguments(n_cells, n_genes, seed, n_groups, group_shift, cell_shift, noise, rule_shift)
+    _check_arguments(n_cells, n_genes, seed, n_groups, group_shift, cell_shift, noise, rule_shift, rules)
+    if rules == "random":
+        return _simulate_random(n_cells, n_genes, seed, n_groups, group_shift, cell_shift, noise)
     rng = np.random.default_rng(seed)
     base = _gene_states(rng, n_genes)
     group_states = [_redraw(rng, base, group_shift) for _ in range(n_groups)]
@@ -197,6 +350,7 @@ def simulate_cells(
         )
     truth = {
         "generator": "deepchrome.data.simulate",
+        "rules_family": "fixed",
         "seed": seed,
         "marks": list(DEEPCHROME_MARKS),
         "expression_weights": EXPRESSION_WEIGHTS,
@@ -206,6 +360,7 @@ def simulate_cells(
             "H3K9me3 -> low",
         ],
         "planted_pair": list(PLANTED_PAIR),
+        "planted_pairs": [list(PLANTED_PAIR)],
         "planted_bins": {k: list(v) for k, v in PLANTED_BINS.items()},
         "orientation": "transcript (bin 1 upstream)",
         "cell_groups": groups,

@@ -91,7 +91,9 @@ def write_report(
         _markdown(gan_table),
         "",
         f"Strongest pairwise interaction in the combinatorial map ({cells[0]}): {top['mark_a']} x {top['mark_b']} "
-        f"({top['interaction']:.4f} +/- {top['std']:.4f}). The class-conditional profiles (generated dashed "
+        f"({top['interaction']:.4f} log-odds, 95% bootstrap interval {top['ci_low']:.4f}-{top['ci_high']:.4f}, "
+        f"null q95 {top['null_q95']:.4f}; {top['mark_a']} varied over bins {top['regions_a']}, {top['mark_b']} "
+        f"over {top['regions_b']}). The class-conditional profiles (generated dashed "
         "over real solid), the GAN-prior prototypes beside DeepChrome's input optimization, and the map. "
         "Promoter H3K4me3 (log1p, bins 41-60) of the prototypes: GAN prior high "
         f"{levels['GAN prior, high'].get('H3K4me3', float('nan')):.2f} vs low "
