@@ -33,6 +33,7 @@ def fit(
     ckpt_path: str | os.PathLike | None = None,
     callbacks: Sequence = (),
     overwrite: bool = False,
+    threads: int | None = None,
 ) -> Run:
     """Train a classifier as ``deepchrome fit`` does, and test its best checkpoint.
 
@@ -54,13 +55,17 @@ def fit(
     overwrite
         Replace a finished run in the output folder (its checkpoints, ``metrics.*``, ``config.yaml``
         and ``test_predictions.csv``); without it such a folder is refused.
+    threads
+        torch CPU threads; ``None``: the usable cores shared among the training processes
+        running on this machine, unless ``OMP_NUM_THREADS`` is set (:mod:`deepchrome.threads`).
 
     Returns
     -------
     Run
         ``run.metrics`` (the contents of ``metrics.json``), ``run.best_checkpoint``, ``run.dir``.
     """
-    return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, callbacks=callbacks, overwrite=overwrite)
+    return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, callbacks=callbacks,
+                 overwrite=overwrite, threads=threads)
 
 
 class Classifier:
