@@ -454,9 +454,21 @@ def _experiment(argv: list[str]) -> None:
     parser.add_argument("--status", action="store_true",
                         help="print the job table (state, attempts, last error per job) and exit")  # fmt: skip
     parser.add_argument("--threads", type=_whole(1), help=THREADS_HELP)
+    parser.add_argument("--plan", action="store_true",
+                        help="print the jobs, training genes x expected epochs per family and the estimated time "
+                        "(from a few training steps timed here), then exit")  # fmt: skip
+    parser.add_argument("--plan-epochs", type=_whole(1),
+                        help="with --plan: expected epochs of every job (default: max_epochs, or an early-stopping "
+                        "estimate that the plan states)")  # fmt: skip
     args = parser.parse_args(argv)
     _check_out(args.out)
     from deepchrome.experiments.run import experiment_status, run_experiment
+
+    if args.plan:
+        from deepchrome.experiments.plan import plan_experiment
+
+        print(plan_experiment(args.config, epochs=args.plan_epochs, threads=args.threads).text())
+        return
 
     if args.status:
         from deepchrome.experiments.summary import markdown_table
