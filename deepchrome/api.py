@@ -64,8 +64,14 @@ def fit(
     Run
         ``run.metrics`` (the contents of ``metrics.json``), ``run.best_checkpoint``, ``run.dir``.
     """
-    return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, callbacks=callbacks,
-                 overwrite=overwrite, threads=threads)
+    return train(
+        load_config(config, overrides),
+        run_dir,
+        ckpt_path=ckpt_path,
+        callbacks=callbacks,
+        overwrite=overwrite,
+        threads=threads,
+    )
 
 
 class Classifier:

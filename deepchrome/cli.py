@@ -480,8 +480,7 @@ def _experiment(argv: list[str]) -> None:
         print(f"{len(table)} jobs: " + ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in
                                                  ("DONE", "RUNNING", "PENDING", "FAILED")))  # fmt: skip
         return
-    summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs,
-                             threads=args.threads)
+    summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs, threads=args.threads)
     print(f"{summary['finished']}/{summary['jobs']} jobs finished, {summary['skipped']} combinations skipped")
     if summary["failed"]:
         print(f"{summary['failed']} jobs failed on every attempt: see {summary['out']}/summary.md or --status")

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 STAGES = ("validate", "test", "predict")
 #: Keys of a parsed command-line config that are not part of the training config.
 NOT_CONFIG = ("config", "ckpt_path", "subcommand", "weights_only", "verbose", "return_predictions", "overwrite",
-              "threads")
+              "threads")  # fmt: skip
 #: What a fit writes into its run folder: ``overwrite`` replaces these and nothing else.
 RUN_FILES = ("checkpoints", "metrics.csv", "metrics.json", "config.yaml", "test_predictions.csv", "hparams.yaml")
 #: How the command line names the run folder, for messages.
