@@ -270,10 +270,14 @@ def expected_epochs(config: dict, epochs: int | None = None) -> tuple[int, str]:
     )
 
 
-def _gene_counts(root: Path, cells: list[str], split: str, cache_dir) -> dict[str, int]:
+def _gene_count(counts: dict, root: Path, cell: str, split: str, cache_dir) -> int:
+    """Genes in one cell's split (read once through the cache, remembered in ``counts``)."""
     from deepchrome.data.cache import load_split
 
-    return {cell: len(load_split(root, cell, split, cache_dir).gene_ids) for cell in cells}
+    key = (cell, split, cache_dir)
+    if key not in counts:
+        counts[key] = len(load_split(root, cell, split, cache_dir).gene_ids)
+    return counts[key]
 
 
 def _kept(n: int, fraction: float, n_train_genes: int | None) -> int:
@@ -377,7 +381,7 @@ def plan_experiment(
     speeds: dict[str, Throughput] = {}
     rules: dict[str, str] = {}
     records = []
-    counts: dict[tuple, dict[str, int]] = {}
+    counts: dict[tuple, int] = {}
     for number, job in enumerate(jobs):
         model = job["model"]
         model_config = settings["models"][model]
@@ -387,15 +391,12 @@ def plan_experiment(
             speeds[model] = measure_throughput(model_config, job["train_cells"], threads=chosen)
         elif model not in speeds:
             speeds[model] = throughput[model] if isinstance(throughput, dict) else throughput
-        genes = {}
-        for split, cells in (("train", job["train_cells"]), ("valid", job["val_cells"]), ("test", job["test_cells"])):
-            key = (split, cache[model], tuple(cells))
-            if key not in counts:
-                counts[key] = _gene_counts(settings["root"], cells, split, cache[model])
-            genes[split] = counts[key]
+        genes = {split: [_gene_count(counts, settings["root"], cell, split, cache[model]) for cell in cells]
+                 for split, cells in (("train", job["train_cells"]), ("valid", job["val_cells"]),
+                                      ("test", job["test_cells"]))}  # fmt: skip
         n_train_genes = (model_config.get("data") or {}).get("n_train_genes")
-        train_genes = sum(_kept(n, job["train_fraction"], n_train_genes) for n in genes["train"].values())
-        val_genes, test_genes = sum(genes["valid"].values()), sum(genes["test"].values())
+        train_genes = sum(_kept(n, job["train_fraction"], n_train_genes) for n in genes["train"])
+        val_genes, test_genes = sum(genes["valid"]), sum(genes["test"])
         speed = speeds[model]
         seconds = (speed.setup + train_genes * n_epochs / speed.train
                    + (val_genes * n_epochs + test_genes * TEST_PASSES) / speed.eval)  # fmt: skip
