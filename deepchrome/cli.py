@@ -35,14 +35,16 @@ USAGE = """usage: deepchrome [-q | -v] <command> [options]
 
 training (LightningCLI; see `deepchrome fit --help`):
   fit        train a classifier:  deepchrome fit --config configs/deepchrome.yaml
-             (a folder holding a finished run is refused: --overwrite, or --ckpt_path last to resume)
+             (a folder holding a finished run is refused: --overwrite, or --ckpt_path last to resume;
+             --threads N: torch CPU threads, default the cores shared among local training processes)
   validate   score a checkpoint on the validation split
   test       score a checkpoint on the test split
   predict    write per-gene probabilities (predictions.csv)
 
   sweep      optuna hyperparameter sweep (SQLite, PostgreSQL or journal storage; many workers)
 
-  experiment cross-cell experiments (train on some cells, test on others), resumable
+  experiment cross-cell experiments (train on some cells, test on others), resumable;
+             --plan prints the jobs, training samples and estimated time without running
 
   gan        the histone-signal GAN: gan fit | gan sample | gan visualize
 
@@ -60,11 +62,12 @@ data:
 """
 
 
-#: Flags every command takes, before or after its name.
+#: Help of ``--threads`` (fit, gan fit, sweep, experiment).
 THREADS_HELP = (
     "torch CPU threads of each training (default: the usable cores shared among the training processes "
     "on this machine, one each when there are as many as cores; OMP_NUM_THREADS, if set, is left alone)"
 )
+#: Flags every command takes, before or after its name.
 QUIET_FLAGS = ("-q", "--quiet")
 VERBOSE_FLAGS = ("-v", "--verbose")
 #: Messages from Lightning and torch that users cannot act on (shown with --verbose).
