@@ -14,6 +14,7 @@ An experiment config lists models (training configs), families and target cells:
     thresholds: {high: 0.8, somewhat: 0.5}
     size: {fractions: [0.1, 0.25, 0.5, 1.0], n_cells: [1, 2, 4]}
     seed: 0
+    threads: null                       # torch CPU threads per job (null: cores shared among local workers)
 
 Families for a target cell T: ``single`` (train T), ``test_on_rest`` (train A, test every other
 cell), ``inclusive_all``/``exclusive_all`` (all cells with/without T), ``*_random`` (T plus / only
