@@ -5,7 +5,11 @@
 2. Runs one family (`single`, linear model, ``--epochs`` epochs) for all 56 targets with one
    worker: wall time, jobs per minute, and an extrapolation to the full grid of every family.
 3. Runs a subset grid (``--subset`` targets) with one worker and with two workers sharing one
-   SQLite study: two workers should finish first.
+   SQLite study: two workers should finish first (each with deepchrome's default threads: the
+   cores shared among the training processes, see README "CPU threads").
+4. Plans (``deepchrome experiment --plan``, nothing run): the `single` run of step 2, whose
+   estimate is printed beside the measured time, and the full grid of every family with the
+   paper's CNN (configs/deepchrome.yaml: up to 100 epochs, early stopping with patience 15).
 Peak resident memory per worker is reported for every run (target: 2 GB).
 
 Run: python bench/bench_experiment_scale.py [--epochs 3] [--subset 8]
@@ -70,6 +74,15 @@ def run(config: Path, out: Path, workers: int, env: dict) -> tuple[float, float]
     return time.perf_counter() - start, max(peaks)
 
 
+def plan(config: Path, env: dict) -> str:
+    """What ``deepchrome experiment --config CONFIG --plan`` prints."""
+    command = [sys.executable, "-m", "deepchrome.cli", "-q", "experiment", "--config", str(config), "--plan"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"--plan failed:\n{done.stderr[-1500:]}")
+    return done.stdout.strip()
+
+
 def config_file(path: Path, root: Path, targets: list[str], epochs: int) -> Path:
     path.write_text(yaml.safe_dump({
         "root": str(root), "models": {"linear": str(REPO / "configs" / "linear.yaml")},
@@ -102,8 +115,13 @@ def main() -> None:
         )
         subset = cells[: args.subset]
         one_seconds, one_peak = run(config_file(tmp / "one.yaml", root, subset, args.epochs), tmp / "one", 1, env)
-        two_env = {**env, "OMP_NUM_THREADS": "1"}  # two workers on two cores: one thread each
-        two_seconds, two_peak = run(config_file(tmp / "two.yaml", root, subset, args.epochs), tmp / "two", 2, two_env)
+        two_seconds, two_peak = run(config_file(tmp / "two.yaml", root, subset, args.epochs), tmp / "two", 2, env)
+        single_plan = plan(config_file(tmp / "plan_single.yaml", root, cells, args.epochs), env)
+        grid = yaml.safe_load((tmp / "plan_single.yaml").read_text())
+        grid.update(models={"cnn": str(REPO / "configs" / "deepchrome.yaml")}, families=None, study_name="grid")
+        grid["overrides"].pop("trainer.max_epochs")
+        (tmp / "plan_grid.yaml").write_text(yaml.safe_dump(grid))
+        grid_plan = plan(tmp / "plan_grid.yaml", env)
     per_job = full_seconds / len(cells)
     # every family for every target: single, test_on_rest (shared with single), 2 x (all, random, high,
     # somewhat) x 2 selections (strict inclusive_all is one job), size (4 fractions + 3 cell counts)
@@ -116,6 +134,10 @@ def main() -> None:
           f"{grid_jobs * per_job / 3600:.1f} h with one worker at this job length")  # fmt: skip
     print(f"{len(subset)} jobs, 1 worker: {one_seconds:.0f} s (peak {one_peak:.0f} MB); 2 workers: {two_seconds:.0f} s "
           f"(peak {two_peak:.0f} MB per worker): 2 workers {one_seconds / two_seconds:.2f}x faster")  # fmt: skip
+    estimate = single_plan.splitlines()[-1]
+    print(f"plan of the `single` run above: {estimate}\n  measured: {full_seconds:.0f} s (imports and worker start "
+          "included)")  # fmt: skip
+    print(f"plan of the full grid, every family, the paper's CNN (configs/deepchrome.yaml):\n{grid_plan}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def fit(
     ckpt_path: str | os.PathLike | None = None,
     callbacks: Sequence = (),
     overwrite: bool = False,
+    threads: int | None = None,
 ) -> Run:
     """Train a classifier as ``deepchrome fit`` does, and test its best checkpoint.
 
@@ -54,6 +55,9 @@ def fit(
     overwrite
         Replace a finished run in the output folder (its checkpoints, ``metrics.*``, ``config.yaml``
         and ``test_predictions.csv``); without it such a folder is refused.
+    threads
+        torch CPU threads; ``None``: the usable cores shared among the training processes
+        running on this machine, unless ``OMP_NUM_THREADS`` is set (:mod:`deepchrome.threads`).
 
     Returns
     -------
@@ -66,7 +70,14 @@ def fit(
     check_argument("ckpt_path", ckpt_path, (str, os.PathLike), "a checkpoint path or 'last'", none=True)
     check_argument("callbacks", callbacks, (list, tuple), "a list of Lightning callbacks")
     check_argument("overwrite", overwrite, bool, "True or False")
-    return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, callbacks=callbacks, overwrite=overwrite)
+    return train(
+        load_config(config, overrides),
+        run_dir,
+        ckpt_path=ckpt_path,
+        callbacks=callbacks,
+        overwrite=overwrite,
+        threads=threads,
+    )
 
 
 class Classifier:

@@ -35,14 +35,16 @@ USAGE = """usage: deepchrome [-q | -v] <command> [options]
 
 training (LightningCLI; see `deepchrome fit --help`):
   fit        train a classifier:  deepchrome fit --config configs/deepchrome.yaml
-             (a folder holding a finished run is refused: --overwrite, or --ckpt_path last to resume)
+             (a folder holding a finished run is refused: --overwrite, or --ckpt_path last to resume;
+             --threads N: torch CPU threads, default the cores shared among local training processes)
   validate   score a checkpoint on the validation split
   test       score a checkpoint on the test split
   predict    write per-gene probabilities (predictions.csv)
 
   sweep      optuna hyperparameter sweep (SQLite, PostgreSQL or journal storage; many workers)
 
-  experiment cross-cell experiments (train on some cells, test on others), resumable
+  experiment cross-cell experiments (train on some cells, test on others), resumable;
+             --plan prints the jobs, training samples and estimated time without running
 
   gan        the histone-signal GAN: gan fit | gan sample | gan visualize
 
@@ -60,6 +62,11 @@ data:
 """
 
 
+#: Help of ``--threads`` (fit, gan fit, sweep, experiment).
+THREADS_HELP = (
+    "torch CPU threads of each training (default: the usable cores shared among the training processes "
+    "on this machine, one each when there are as many as cores; OMP_NUM_THREADS, if set, is left alone)"
+)
 #: Flags every command takes, before or after its name.
 QUIET_FLAGS = ("-q", "--quiet")
 VERBOSE_FLAGS = ("-v", "--verbose")
@@ -197,6 +204,7 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
                     help="replace the finished run in --trainer.default_root_dir (its checkpoints, metrics, "
                     "config.yaml and test_predictions.csv); without it such a folder is refused",
                 )  # fmt: skip
+                parser.add_argument("--threads", type=int | None, default=None, help=THREADS_HELP)
             return parser
 
     try:
@@ -210,7 +218,7 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
     subcommand = parsed.subcommand
     config = parsed.config[subcommand].as_dict()
     ckpt_path = config.pop("ckpt_path", None)
-    options = {"overwrite": bool(config.get("overwrite"))}
+    options = {"overwrite": bool(config.get("overwrite")), "threads": config.get("threads")}
     for key in runs.NOT_CONFIG:  # the subcommand's own options (weights_only is always True)
         config.pop(key, None)
     return subcommand, config, ckpt_path, options
@@ -235,7 +243,7 @@ def _run_training_command(argv: list[str], gan: bool = False, verbosity: int = 0
             shown = {k: round(float(v), 4) for k, v in results[0].items()}
             print(f"{subcommand} ({ckpt_path}): {shown}")
         return
-    run = runs.train(config, ckpt_path=ckpt_path, gan=gan, overwrite=options["overwrite"])
+    run = runs.train(config, ckpt_path=ckpt_path, gan=gan, overwrite=options["overwrite"], threads=options["threads"])
     summary = run.metrics
     if gan:
         quality = {k: round(v, 3) for k, v in summary["test_quality"].items() if "/" not in k}
@@ -475,13 +483,14 @@ def _sweep(argv: list[str]) -> None:
     parser.add_argument("--storage", help=f"{STORAGE_HELP} (default: SQLite in the sweep folder)")
     parser.add_argument("--study-name", help="override the config's study_name")
     parser.add_argument("--sweep-dir", help="output folder (default runs/sweeps/<study_name>)")
+    parser.add_argument("--threads", type=_whole(1), help=THREADS_HELP)
     args = parser.parse_args(argv)
     _check_out(args.sweep_dir, "--sweep-dir")
     from deepchrome.sweep import run_sweep
 
     summary = run_sweep(args.config, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
                         sweep_dir=args.sweep_dir, study_name=args.study_name,
-                        complete_trials=args.complete_trials)  # fmt: skip
+                        complete_trials=args.complete_trials, threads=args.threads)  # fmt: skip
     states = ", ".join(f"{v} {k.lower()}" for k, v in summary["trials"].items() if v)
     print(f"study {summary['study_name']}: {states or 'no trials'}; {summary['duplicates']} duplicate parameter sets")
     if "best_value" in summary:
@@ -497,9 +506,22 @@ def _experiment(argv: list[str]) -> None:
     parser.add_argument("--n-jobs", type=_whole(0), help="jobs for this worker (0: only write results)")
     parser.add_argument("--status", action="store_true",
                         help="print the job table (state, attempts, last error per job) and exit")  # fmt: skip
+    parser.add_argument("--threads", type=_whole(1), help=THREADS_HELP)
+    parser.add_argument("--plan", action="store_true",
+                        help="print the jobs, training genes x expected epochs per family and the estimated time "
+                        "(from a few training steps timed here), then exit")  # fmt: skip
+    parser.add_argument("--plan-epochs", type=_whole(1),
+                        help="with --plan: expected epochs of every job (default: max_epochs, or an early-stopping "
+                        "estimate that the plan states)")  # fmt: skip
     args = parser.parse_args(argv)
     _check_out(args.out)
     from deepchrome.experiments.run import experiment_status, run_experiment
+
+    if args.plan:
+        from deepchrome.experiments.plan import plan_experiment
+
+        print(plan_experiment(args.config, epochs=args.plan_epochs, threads=args.threads).text())
+        return
 
     if args.status:
         from deepchrome.experiments.summary import markdown_table
@@ -511,7 +533,7 @@ def _experiment(argv: list[str]) -> None:
         print(f"{len(table)} jobs: " + ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in
                                                  ("DONE", "RUNNING", "PENDING", "FAILED")))  # fmt: skip
         return
-    summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs)
+    summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs, threads=args.threads)
     print(f"{summary['finished']}/{summary['jobs']} jobs finished, {summary['skipped']} combinations skipped")
     if summary["failed"]:
         print(f"{summary['failed']} jobs failed on every attempt: see {summary['out']}/summary.md or --status")

@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("validate", "test", "predict")
 #: Keys of a parsed command-line config that are not part of the training config.
-NOT_CONFIG = ("config", "ckpt_path", "subcommand", "weights_only", "verbose", "return_predictions", "overwrite")
+NOT_CONFIG = ("config", "ckpt_path", "subcommand", "weights_only", "verbose", "return_predictions", "overwrite",
+              "threads")  # fmt: skip
 #: What a fit writes into its run folder: ``overwrite`` replaces these and nothing else.
 RUN_FILES = ("checkpoints", "metrics.csv", "metrics.json", "config.yaml", "test_predictions.csv", "hparams.yaml")
 #: How the command line names the run folder, for messages.
@@ -264,6 +265,7 @@ def train(
     callbacks: Sequence = (),
     gan: bool = False,
     overwrite: bool = False,
+    threads: int | None = None,
 ) -> Run:
     """Fit a training config, evaluate its best checkpoint and write the run folder.
 
@@ -284,6 +286,9 @@ def train(
         Replace a finished run in ``run_dir``: its :data:`RUN_FILES` are moved aside when the fit
         starts, deleted once it has written a checkpoint and put back if it fails before; other
         files stay. Without it such a folder is refused.
+    threads
+        torch CPU threads (``None``: one share of the usable cores per local training process,
+        unless ``OMP_NUM_THREADS`` is set; see :mod:`deepchrome.threads`).
 
     Returns
     -------
@@ -298,6 +303,9 @@ def train(
         found while fitting. A fit that fails before writing a checkpoint leaves ``run_dir`` as
         it was (an overwritten run is put back); one that wrote checkpoints keeps them, to resume.
     """
+    from deepchrome.threads import ThreadsCallback, check_threads, registered_worker
+
+    threads = check_threads(threads)
     config, run_dir = prepare_config(config, run_dir)
     check_out_folder(run_dir, RUN_DIR_OPTION)
     rank_zero = _rank_zero()
@@ -313,10 +321,10 @@ def train(
 
     if ckpt_path is not None and isinstance(trainer.logger, RunLogger):
         trainer.logger.append = True
-    with _guarded_run_folder(run_dir, overwrite=overwrite, enabled=rank_zero), stops_on_signals():
+    with _guarded_run_folder(run_dir, overwrite=overwrite, enabled=rank_zero), stops_on_signals(), registered_worker():
         if trainer.is_global_zero:
             files.write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-        trainer.callbacks.extend(callbacks)
+        trainer.callbacks.extend([ThreadsCallback(threads), *callbacks])
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if gan:
             from deepchrome.gan.evaluation import gan_summary

@@ -58,7 +58,7 @@ PRUNERS = ("median", "hyperband", "none")
 
 # -- config handling ------------------------------------------------------------------------------
 SWEEP_KEYS = ("base_config", "overrides", "search_space", "objective", "direction", "sampler", "pruner",
-              "study_name", "heartbeat_interval", "grace_period", "max_retry")  # fmt: skip
+              "study_name", "heartbeat_interval", "grace_period", "max_retry", "threads")  # fmt: skip
 
 
 def load_sweep_config(source: str | os.PathLike | dict) -> dict:
@@ -114,7 +114,10 @@ def load_sweep_config(source: str | os.PathLike | dict) -> dict:
     storage = {"heartbeat_interval": sweep.get("heartbeat_interval", 10), "grace_period": sweep.get("grace_period"),
                "max_retry": sweep.get("max_retry", 2)}  # fmt: skip
     check_storage_settings(storage, where)
+    from deepchrome.threads import check_threads
+
     return {
+        "threads": check_threads(sweep.get("threads"), f"{where}: threads"),
         "base": base,
         "base_path": str(base_source) if not isinstance(base_source, dict) else None,
         "search_space": space,
@@ -530,7 +533,7 @@ def make_objective(settings: dict, sweep_dir: Path):
         pruning = PyTorchLightningPruningCallback(trial, monitor=settings["objective"])
         try:
             config.setdefault("trainer", {}).update(enable_progress_bar=False, enable_model_summary=False)
-            metrics = train(config, run_dir, callbacks=[pruning]).metrics
+            metrics = train(config, run_dir, callbacks=[pruning], threads=settings.get("threads")).metrics
         except optuna.TrialPruned:
             raise
         except Exception as exc:
@@ -612,6 +615,7 @@ def run_sweep(
     sweep_dir: str | os.PathLike | None = None,
     study_name: str | None = None,
     complete_trials: int | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Run (or join) a sweep, then write its outputs.
 
@@ -623,6 +627,9 @@ def run_sweep(
         Trials this worker runs (``None``: until ``timeout`` or ``complete_trials``).
     complete_trials
         Stop every worker once the study holds this many complete trials.
+    threads
+        torch CPU threads per trial (overrides the config's ``threads``; default: the usable cores
+        shared among the training processes on this machine, see :mod:`deepchrome.threads`).
 
     Returns
     -------
@@ -631,6 +638,10 @@ def run_sweep(
     """
 
     settings = load_sweep_config(config)
+    if threads is not None:
+        from deepchrome.threads import check_threads
+
+        settings["threads"] = check_threads(threads, "--threads")
     if study_name:
         settings["study_name"] = study_name
     if sweep_dir is None:  # the study name becomes a folder name: it must not lead elsewhere

@@ -92,3 +92,27 @@ def test_attentivechrome_attention_is_normalized():
     assert net.bin_attention.shape == (3, 5, 100)
     assert torch.allclose(net.bin_attention.sum(-1), torch.ones(3, 5))
     assert torch.allclose(net.mark_attention.sum(-1), torch.ones(3))
+
+
+@pytest.mark.parametrize("options", [{}, {"pool": "avg"}, {"channels": 20, "kernel_size": 7, "pool_size": 3,
+                                                         "pool_stride": 2, "hidden": [64]}])  # fmt: skip
+def test_cnn_fast_forward_is_the_declared_layers(options):
+    """DeepChromeCNN.forward (unfold + matmul, channels-last pooling) computes the declared layers'
+    function: the same logits, gradients and dropout masks up to float rounding."""
+    torch.manual_seed(0)
+    net = DeepChromeCNN(n_marks=5, n_bins=100, **options)
+    x = torch.rand(64, 5, 100).log1p()
+    y = torch.randint(0, 2, (64,))
+    grads = []
+    for forward in (net.forward, net.reference_forward):
+        net.zero_grad()
+        torch.manual_seed(1)  # the same dropout draws
+        logits = forward(x)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        grads.append((logits.detach(), [p.grad.clone() for p in net.parameters()]))
+    (fast, fast_grads), (slow, slow_grads) = grads
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    for a, b in zip(fast_grads, slow_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    net.eval()
+    torch.testing.assert_close(net(x), net.reference_forward(x), rtol=1e-5, atol=1e-6)

@@ -200,3 +200,22 @@ def test_fit_writes_test_predictions_and_intervals(trained, tmp_path):
     fewer.to_csv(tmp_path / "fewer.csv", index=False)
     refused = deepchrome("compare", str(run_dir), str(tmp_path / "fewer.csv"), check=False)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_cnn_same_seed_same_metrics_and_as_the_declared_layers(tmp_path, monkeypatch):
+    """The CNN's faster forward keeps same-seed determinism, and its fit scores as the plain layers' fit."""
+    from deepchrome.models import DeepChromeCNN
+
+    def fit(name):
+        deepchrome(
+            "fit", "--config", "configs/deepchrome.yaml", "--trainer.max_epochs", "2",
+            "--trainer.default_root_dir", str(tmp_path / name), *FAST,
+        )  # fmt: skip
+        return json.loads((tmp_path / name / "metrics.json").read_text())
+
+    first, second = fit("a"), fit("b")
+    assert (first["test_auroc"], first["val_auroc"]) == (second["test_auroc"], second["val_auroc"])
+    monkeypatch.setattr(DeepChromeCNN, "forward", DeepChromeCNN.reference_forward)
+    declared = fit("declared")
+    assert abs(declared["test_auroc"] - first["test_auroc"]) < 0.01
+    assert abs(declared["val_auroc"] - first["val_auroc"]) < 0.01

@@ -17,7 +17,7 @@ SELECTIONS = ("target_val", "strict")
 
 EXPERIMENT_KEYS = ("root", "models", "overrides", "families", "selection", "targets", "k_random", "thresholds",
                    "size", "seed", "expression_dir", "study_name", "max_attempts", "heartbeat_interval",
-                   "grace_period", "margin")  # fmt: skip
+                   "grace_period", "margin", "threads")  # fmt: skip
 
 
 def load_experiment_config(source: str | os.PathLike | dict) -> dict:
@@ -75,7 +75,10 @@ def load_experiment_config(source: str | os.PathLike | dict) -> dict:
                "grace_period": raw.get("grace_period")}  # fmt: skip
     check_storage_settings(workers, path)
     expression_dir = raw.get("expression_dir")
+    from deepchrome.threads import check_threads
+
     return {
+        "threads": check_threads(raw.get("threads"), f"{path}: threads"),
         "root": root,
         "cells": cells,
         "models": models,

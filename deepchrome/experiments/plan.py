@@ -1,7 +1,11 @@
-"""The job grid: cell-to-cell correlations and the trainings each family needs (shared when identical)."""
+"""The job grid: cell-to-cell correlations, the trainings each family needs (shared when identical),
+and the plan: training samples and the estimated time, from a throughput measured on this machine."""
 
 from __future__ import annotations
 
+import copy
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +147,274 @@ def plan_jobs(settings: dict, correlation: pd.DataFrame) -> tuple[list[dict], li
                     val = [target] if selection == "target_val" else train
                     add(family, model, target, train, val, [target], selection)
     return jobs, rows, skipped
+
+
+# -- the plan: jobs, training samples and the estimated time, before running -----------------------
+#: Assumed best epoch of a run with early stopping, as a fraction of ``max_epochs``: the run is taken
+#: to stop ``patience`` epochs later (never after ``max_epochs``). An assumption, stated in the plan.
+ASSUMED_BEST_FRACTION = 0.5
+#: Test-split passes per job: the test stage and the test predictions written beside it.
+TEST_PASSES = 2
+
+
+@dataclass
+class Throughput:
+    """Measured speed of one model config on this machine.
+
+    Attributes
+    ----------
+    train
+        Training samples per second (forward, backward, optimizer step, data, Lightning's loop).
+    eval
+        Evaluation samples per second (validation batches, no gradients).
+    setup
+        Seconds from building the trainer, model and data to the first training batch: a job's
+        fixed cost (imports excluded).
+    """
+
+    train: float
+    eval: float
+    setup: float = 0.0
+
+
+@dataclass
+class ExperimentPlan:
+    """What an experiment will run, and how long one worker on this machine should take.
+
+    Attributes
+    ----------
+    jobs
+        One row per distinct training: ``job``, ``model``, cells, ``train_fraction``,
+        ``train_genes``, ``val_genes``, ``test_genes``, ``epochs`` (expected), ``train_samples``
+        (training genes x epochs), ``seconds`` (estimated).
+    families
+        One row per family: ``results`` (rows of results.csv), ``jobs`` (distinct trainings it uses;
+        a training shared with another family counts in both), ``train_genes``, ``epochs``,
+        ``train_samples``, ``seconds``.
+    throughput
+        Model name -> :class:`Throughput` used for the estimate.
+    epochs_rule
+        Model name -> how its expected epochs were chosen (the stated assumption).
+    skipped
+        Combinations with an empty training set.
+    """
+
+    jobs: pd.DataFrame
+    families: pd.DataFrame
+    throughput: dict
+    epochs_rule: dict
+    skipped: list = field(default_factory=list)
+
+    @property
+    def distinct_jobs(self) -> int:
+        """Trainings that will run (identical jobs of several families run once)."""
+        return len(self.jobs)
+
+    @property
+    def train_samples(self) -> int:
+        """Training samples over every distinct job (genes x expected epochs)."""
+        return int(self.jobs.train_samples.sum()) if len(self.jobs) else 0
+
+    @property
+    def seconds(self) -> float:
+        """Estimated seconds for one worker to run every distinct job."""
+        return float(self.jobs.seconds.sum()) if len(self.jobs) else 0.0
+
+    def text(self) -> str:
+        """The plan as printed by ``deepchrome experiment --plan``."""
+        from deepchrome.experiments.summary import markdown_table
+
+        shown = self.families.assign(seconds=self.families.seconds.map(_duration))
+        lines = [markdown_table(shown), ""]
+        for model, speed in self.throughput.items():
+            lines.append(f"{model}: {speed.train:,.0f} training samples/s, {speed.eval:,.0f} evaluation samples/s, "
+                         f"{speed.setup:.1f} s setup per job; epochs: {self.epochs_rule[model]}")  # fmt: skip
+        lines.append(
+            f"{self.distinct_jobs} distinct trainings ({len(self.skipped)} combinations skipped), "
+            f"{self.train_samples:,} training samples: about {_duration(self.seconds)} for one worker on this "
+            "machine (workers on other machines share the jobs; imports and start-up excluded)"
+        )
+        return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def expected_epochs(config: dict, epochs: int | None = None) -> tuple[int, str]:
+    """The epochs a training config is expected to run, and the rule that gave them.
+
+    ``max_epochs`` without early stopping; with an ``EarlyStopping`` callback of patience ``p``,
+    ``min(max_epochs, round(ASSUMED_BEST_FRACTION * max_epochs) + p)``: the best epoch is assumed
+    at half of ``max_epochs``. ``epochs`` replaces the rule.
+    """
+    trainer = config.get("trainer") or {}
+    max_epochs = trainer.get("max_epochs")
+    max_epochs = 1000 if max_epochs in (None, -1) else int(max_epochs)  # Lightning's default
+    if epochs is not None:
+        return int(epochs), f"{epochs} (given)"
+    patience = None
+    for callback in trainer.get("callbacks") or []:
+        if isinstance(callback, dict) and str(callback.get("class_path", "")).endswith("EarlyStopping"):
+            patience = int((callback.get("init_args") or {}).get("patience", 3))
+    if patience is None:
+        return max_epochs, f"{max_epochs} (max_epochs, no early stopping)"
+    guess = min(max_epochs, round(ASSUMED_BEST_FRACTION * max_epochs) + patience)
+    return guess, (
+        f"{guess} of at most {max_epochs} (assumed: best epoch at {ASSUMED_BEST_FRACTION:.0%} of max_epochs, "
+        f"then early stopping's patience {patience}; the upper bound is {max_epochs})"
+    )
+
+
+def _gene_count(counts: dict, root: Path, cell: str, split: str, cache_dir) -> int:
+    """Genes in one cell's split (read once through the cache, remembered in ``counts``)."""
+    from deepchrome.data.cache import load_split
+
+    key = (cell, split, cache_dir)
+    if key not in counts:
+        counts[key] = len(load_split(root, cell, split, cache_dir).gene_ids)
+    return counts[key]
+
+
+def _kept(n: int, fraction: float, n_train_genes: int | None) -> int:
+    """Genes of one training cell that :class:`~deepchrome.data.HistoneDataModule` keeps."""
+    keep = n if n_train_genes is None else min(n, int(n_train_genes))
+    if fraction < 1:
+        keep = min(keep, max(1, int(round(fraction * n))))
+    return keep
+
+
+def measure_throughput(model_config: dict, train_cells: list[str], batches: int = 30, warmup: int = 5,
+                       threads: int | None = None) -> Throughput:  # fmt: skip
+    """Time a few training and validation batches of a training config on this machine.
+
+    The config is built as a job builds it (its model, batch size, data and torch threads), trained
+    for ``warmup + batches`` batches of one epoch and validated on a few batches; nothing is written.
+
+    Returns
+    -------
+    Throughput
+        Samples per second (training after the warm-up batches, and validation) and the set-up time.
+    """
+    import tempfile
+    import time
+
+    import lightning.pytorch as pl
+
+    from deepchrome.runs import instantiate, prepare_config
+    from deepchrome.threads import ThreadsCallback
+
+    class Timer(pl.Callback):
+        def __init__(self) -> None:
+            self.train: list[tuple[float, int, int]] = []  # (end time, samples, batch index in its epoch)
+            self.eval: list[tuple[float, int]] = []  # (seconds, samples)
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            self.train.append((time.perf_counter(), len(batch[1]), batch_idx))
+
+        def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0) -> None:
+            self.eval_start = time.perf_counter()
+
+        def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+            self.eval.append((time.perf_counter() - self.eval_start, len(batch[1])))
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="deepchrome-plan-") as scratch:
+        config, _ = prepare_config(copy.deepcopy(model_config), scratch, log=False)
+        config["data"].update(train_cells=list(train_cells), val_cells=list(train_cells), test_cells=list(train_cells))
+        # small training sets take several epochs to reach the batches wanted; each validates 2 batches
+        config["trainer"].update(max_epochs=-1, max_steps=warmup + batches, limit_val_batches=2,
+                                 num_sanity_val_steps=0, callbacks=[], enable_checkpointing=False,
+                                 enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+        trainer, model, datamodule = instantiate(config)
+        timer = Timer()
+        trainer.callbacks.extend([ThreadsCallback(threads), timer])
+        trainer.fit(model, datamodule=datamodule)
+    # a batch's time: from the previous batch's end in the same epoch (data, step and loop overhead)
+    steps = [(end - timer.train[i - 1][0], n) for i, (end, n, index) in enumerate(timer.train)
+             if i >= max(1, warmup) and index > 0]  # fmt: skip
+    if not steps:
+        raise DeepChromeError(f"throughput: too few training batches in {', '.join(train_cells)} to time")
+    train_rate = sum(n for _, n in steps) / sum(t for t, _ in steps)
+    eval_rate = sum(n for _, n in timer.eval) / sum(t for t, _ in timer.eval) if timer.eval else train_rate
+    setup = timer.train[0][0] - start - steps[0][0]
+    return Throughput(train=train_rate, eval=eval_rate, setup=max(0.0, setup))
+
+
+def plan_experiment(
+    config: str | os.PathLike | dict,
+    throughput: dict | Throughput | None = None,
+    epochs: int | None = None,
+    threads: int | None = None,
+) -> ExperimentPlan:
+    """The jobs an experiment will run, their training samples and the estimated time, without running it.
+
+    Parameters
+    ----------
+    config
+        Experiment config (path, packaged name or dict).
+    throughput
+        :class:`Throughput` per model name (or one for all); default: measured here with
+        :func:`measure_throughput` on each model's first job's training cells (a few seconds each).
+    epochs
+        Expected epochs of every job, replacing the rule of :func:`expected_epochs`.
+    threads
+        torch threads for the measurement (default: as a job would choose them).
+
+    Returns
+    -------
+    ExperimentPlan
+        Per job and per family: training genes, expected epochs, training samples, seconds.
+    """
+    from deepchrome.experiments.config import load_experiment_config
+
+    settings = load_experiment_config(config)
+    correlation, _ = cell_correlations(settings["root"], settings["cells"], settings["expression_dir"])
+    jobs, rows, skipped = plan_jobs(settings, correlation)
+    cache = {}
+    for model, model_config in settings["models"].items():
+        cache[model] = (model_config.get("data") or {}).get("cache_dir")
+    speeds: dict[str, Throughput] = {}
+    rules: dict[str, str] = {}
+    records = []
+    counts: dict[tuple, int] = {}
+    for number, job in enumerate(jobs):
+        model = job["model"]
+        model_config = settings["models"][model]
+        n_epochs, rules[model] = expected_epochs(model_config, epochs)
+        if model not in speeds and throughput is None:
+            chosen = threads if threads is not None else settings.get("threads")
+            speeds[model] = measure_throughput(model_config, job["train_cells"], threads=chosen)
+        elif model not in speeds:
+            speeds[model] = throughput[model] if isinstance(throughput, dict) else throughput
+        genes = {split: [_gene_count(counts, settings["root"], cell, split, cache[model]) for cell in cells]
+                 for split, cells in (("train", job["train_cells"]), ("valid", job["val_cells"]),
+                                      ("test", job["test_cells"]))}  # fmt: skip
+        n_train_genes = (model_config.get("data") or {}).get("n_train_genes")
+        train_genes = sum(_kept(n, job["train_fraction"], n_train_genes) for n in genes["train"])
+        val_genes, test_genes = sum(genes["valid"]), sum(genes["test"])
+        speed = speeds[model]
+        seconds = (speed.setup + train_genes * n_epochs / speed.train
+                   + (val_genes * n_epochs + test_genes * TEST_PASSES) / speed.eval)  # fmt: skip
+        records.append({"job": number, "model": model, "train_cells": "+".join(job["train_cells"]),
+                        "val_cells": "+".join(job["val_cells"]), "test_cells": "+".join(job["test_cells"]),
+                        "train_fraction": job["train_fraction"], "train_genes": train_genes, "val_genes": val_genes,
+                        "test_genes": test_genes, "epochs": n_epochs, "train_samples": train_genes * n_epochs,
+                        "seconds": seconds})  # fmt: skip
+    table = pd.DataFrame(records, columns=["job", "model", "train_cells", "val_cells", "test_cells", "train_fraction",
+                                           "train_genes", "val_genes", "test_genes", "epochs", "train_samples",
+                                           "seconds"])  # fmt: skip
+    families = []
+    for family in settings["families"]:
+        mine = [row for row in rows if row["family"] == family]
+        used = table[table.job.isin({row["job"] for row in mine})]
+        families.append({"family": family, "results": len(mine), "jobs": len(used),
+                         "train_genes": int(used.train_genes.sum()),
+                         "epochs": int(used.epochs.max()) if len(used) else 0,
+                         "train_samples": int(used.train_samples.sum()),
+                         "seconds": float(used.seconds.sum())})  # fmt: skip
+    return ExperimentPlan(table, pd.DataFrame(families), speeds, rules, skipped)

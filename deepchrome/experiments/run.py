@@ -31,7 +31,7 @@ def run_job(job: dict, settings: dict, run_dir: Path) -> dict:
                 train_fraction=job["train_fraction"])  # fmt: skip
     start = time.perf_counter()
     config.setdefault("trainer", {}).update(enable_progress_bar=False, enable_model_summary=False)
-    metrics = train(config, run_dir).metrics
+    metrics = train(config, run_dir, threads=settings.get("threads")).metrics
     metrics["seconds"] = time.perf_counter() - start
     if len(job["test_cells"]) == 1:
         cell = job["test_cells"][0]
@@ -45,6 +45,7 @@ def run_experiment(
     out: str | os.PathLike | None = None,
     storage: str | None = None,
     n_jobs: int | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Run (or join, or resume) an experiment and write its results, summary and figures.
 
@@ -65,6 +66,9 @@ def run_experiment(
     n_jobs
         Attempts this worker runs at most (``None``: until no job is pending or running; 0: only
         write the results).
+    threads
+        torch CPU threads per job (overrides the config's ``threads``; default: the usable cores
+        shared among the training processes on this machine, see :mod:`deepchrome.threads`).
 
     Returns
     -------
@@ -72,6 +76,10 @@ def run_experiment(
         Paths, job counts (``finished``, ``failed``) and the summary sentence.
     """
     settings = load_experiment_config(config)
+    if threads is not None:
+        from deepchrome.threads import check_threads
+
+        settings["threads"] = check_threads(threads, "--threads")
     check_models(settings)
     correlation, source = cell_correlations(settings["root"], settings["cells"], settings["expression_dir"])
     jobs, rows, skipped = plan_jobs(settings, correlation)

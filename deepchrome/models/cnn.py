@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepchrome.models.base import SignalNet
@@ -72,5 +73,20 @@ class DeepChromeCNN(SignalNet):
         self.classifier = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [batch, 2] from signals [batch, marks, bins]."""
+        """Logits [batch, 2] from signals [batch, marks, bins].
+
+        The same function as ``classifier(features(x))``, computed faster on CPU: the convolution as
+        one matrix product over the sliding windows (``unfold``), which leaves its output
+        channels-last in memory, where max pooling is also cheaper; dropout after flattening (it is
+        elementwise), so it draws the same mask as on the unflattened tensor. The layers and their
+        weights are ``features`` and ``classifier`` as before (checkpoints are unchanged).
+        """
+        conv, relu, pool, dropout, _ = self.features
+        windows = x.unfold(2, self.kernel_size, 1)  # [batch, marks, positions, kernel]
+        h = F.linear(windows.transpose(1, 2).flatten(2), conv.weight.flatten(1), conv.bias)  # [batch, positions, ch]
+        h = pool(relu(h).transpose(1, 2))  # [batch, channels, pooled], channels-last in memory
+        return self.classifier(dropout(h.flatten(1)))
+
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``classifier(features(x))`` with the layers as declared (what :meth:`forward` computes)."""
         return self.classifier(self.features(x))
