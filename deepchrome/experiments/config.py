@@ -13,11 +13,14 @@ FAMILIES = (
     "inclusive_high", "exclusive_high", "inclusive_somewhat", "exclusive_somewhat", "size",
 )  # fmt: skip
 SELECTIONS = ("target_val", "strict")
+#: How jobs are trained: many at once in one process (faster; :mod:`deepchrome.experiments.stacked`)
+#: or one at a time through the one-model run path.
+ENGINES = ("stacked", "sequential")
 
 
 EXPERIMENT_KEYS = ("root", "models", "overrides", "families", "selection", "targets", "k_random", "thresholds",
                    "size", "seed", "expression_dir", "study_name", "max_attempts", "heartbeat_interval",
-                   "grace_period", "margin")  # fmt: skip
+                   "grace_period", "margin", "engine")  # fmt: skip
 
 
 def load_experiment_config(source: str | os.PathLike | dict) -> dict:
@@ -68,6 +71,7 @@ def load_experiment_config(source: str | os.PathLike | dict) -> dict:
     margin = raw.get("margin", 0.01)
     if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 < margin < 1:
         raise DeepChromeError(f"{path}: margin = {margin!r}, expected a test-AUROC difference in (0, 1), e.g. 0.01")
+    engine = check_engine(raw.get("engine", default_engine()), f"{path}: engine")
     size = {"fractions": [0.1, 0.25, 0.5, 1.0], "n_cells": [1, 2, 4], **(raw.get("size") or {})}
     check_size(size, path)
     workers = {"max_attempts": raw.get("max_attempts", 3), "heartbeat_interval": raw.get("heartbeat_interval", 10),
@@ -86,6 +90,7 @@ def load_experiment_config(source: str | os.PathLike | dict) -> dict:
         "size": size,
         "seed": int(raw.get("seed", 0)),
         "margin": float(margin),
+        "engine": engine,
         "expression_dir": Path(absolute_input(expression_dir, folder)) if expression_dir else root / "expression",
         "study_name": raw.get("study_name", Path(str(source)).stem if not isinstance(source, dict) else "experiment"),
         **workers,
@@ -107,3 +112,18 @@ def check_size(size: dict, where: str) -> None:
         bad = [v for v in values if not good(v)]
         if bad:
             raise DeepChromeError(f"{where}: size.{key} has {bad[0]!r}; expected {expected}")
+
+
+def default_engine() -> str:
+    """The engine used when the config names none: ``stacked``, the faster on CPU (bench/bench_grid.py).
+
+    Not yet measured on a GPU; stacking also batches the GPU's small per-job kernels.
+    """
+    return "stacked"
+
+
+def check_engine(engine, where: str) -> str:
+    """``engine`` if it is one of :data:`ENGINES`, else a one-line DeepChromeError naming ``where``."""
+    if engine not in ENGINES:
+        raise DeepChromeError(f"{where} {engine!r}: expected one of {', '.join(ENGINES)}")
+    return engine
