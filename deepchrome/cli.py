@@ -447,6 +447,8 @@ def _experiment(argv: list[str]) -> None:
     parser.add_argument("--n-jobs", type=_whole(0), help="jobs for this worker (0: only write results)")
     parser.add_argument("--status", action="store_true",
                         help="print the job table (state, attempts, last error per job) and exit")  # fmt: skip
+    parser.add_argument("--engine", choices=("stacked", "sequential"),
+                        help="stacked: many jobs at once; sequential: one by one (default: the config's)")  # fmt: skip
     args = parser.parse_args(argv)
     _check_out(args.out)
     from deepchrome.experiments.run import experiment_status, run_experiment
@@ -461,7 +463,7 @@ def _experiment(argv: list[str]) -> None:
         print(f"{len(table)} jobs: " + ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in
                                                  ("DONE", "RUNNING", "PENDING", "FAILED")))  # fmt: skip
         return
-    summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs)
+    summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs, engine=args.engine)
     print(f"{summary['finished']}/{summary['jobs']} jobs finished, {summary['skipped']} combinations skipped")
     if summary["failed"]:
         print(f"{summary['failed']} jobs failed on every attempt: see {summary['out']}/summary.md or --status")

@@ -71,6 +71,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from deepchrome import files
+from deepchrome.errors import DeepChromeError
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,22 @@ def stackable(config: dict) -> str | None:
         if set(args) - allowed or args.get("monitor") != "val_auroc" or args.get("mode", "min") != "max":
             return f"{name} settings other than monitor val_auroc, mode max"
     return None
+
+
+def model_stackable(config: dict) -> str | None:
+    """Why a model's training config cannot run on the stacked engine: :func:`stackable`, then its
+    network built for the data (:func:`network_stackable`); ``None``: it can."""
+    import tempfile
+
+    from deepchrome.runs import instantiate, prepare_config
+
+    reason = stackable(config)
+    if reason:
+        return reason
+    with tempfile.TemporaryDirectory(prefix="deepchrome-stack-") as scratch:
+        config, _ = prepare_config(copy.deepcopy(config), scratch, log=False)
+        _, module, datamodule = instantiate(config)
+    return network_stackable(module.net.build(datamodule.n_marks, datamodule.n_bins))
 
 
 def network_stackable(net: nn.Module) -> str | None:
@@ -274,6 +291,9 @@ def build_trainings(configs: list[dict], run_dirs: list[Path], jobs: list[int], 
             key = f"{key}#{job}"
         trainer, module, datamodule = instantiate(config)
         module.net.build(datamodule.n_marks, datamodule.n_bins)  # the weights the sequential fit starts from
+        reason = network_stackable(module.net)
+        if reason:
+            raise DeepChromeError(f"job {job}: the stacked engine does not stack a {reason}; use engine: sequential")
         rng = torch.Generator()
         rng.set_state(torch.get_rng_state())  # where the sequential fit's dropout draws start
         device = trainer.strategy.root_device
@@ -430,7 +450,8 @@ def _validate(training: Training, pool: SignalPool) -> None:
         if s.stopped:
             continue
         p = torch.cat([scored[c] for c in s.val_cells])
-        y = torch.cat([torch.from_numpy(np.asarray(pool.get(c, "valid").labels, dtype=np.int64)) for c in s.val_cells])
+        y = torch.from_numpy(np.concatenate([np.asarray(pool.get(c, "valid").labels, dtype=np.int64)
+                                             for c in s.val_cells]))  # fmt: skip
         auroc = float(binary_auroc(p, y))
         auprc = float(binary_average_precision(p, y))
         q = p.clamp(1e-7, 1 - 1e-7)
@@ -620,10 +641,13 @@ def train_jobs(
 
     start = time.perf_counter()
     jobs = list(range(len(configs))) if jobs is None else list(jobs)
+    for job, config in zip(jobs, configs, strict=True):
+        reason = stackable(config)
+        if reason:
+            raise DeepChromeError(f"job {job}: the stacked engine does not reproduce {reason}; use engine: sequential")
     prepared, dirs = [], []
     for config, run_dir in zip(configs, run_dirs, strict=True):
         config, run_dir = prepare_config(copy.deepcopy(config), run_dir, log=False)
-        config["trainer"].pop("logger", None)
         prepared.append(config)
         dirs.append(run_dir)
     trainings, pool = build_trainings(prepared, dirs, jobs, share)
@@ -669,7 +693,7 @@ def work_stacked(
     interval = table.storage.get_heartbeat_interval() if isinstance(table.storage, BaseHeartbeat) else None
     poll = interval or 5
     ran = 0
-    reasons = {name: stackable(config) for name, config in settings["models"].items()}
+    reasons = {name: model_stackable(config) for name, config in settings["models"].items()}
     for name, reason in reasons.items():
         if reason:
             log.warning("model %s runs on the sequential engine: the stacked engine does not reproduce %s", name,
