@@ -14,6 +14,7 @@ An experiment config lists models (training configs), families and target cells:
     thresholds: {high: 0.8, somewhat: 0.5}
     size: {fractions: [0.1, 0.25, 0.5, 1.0], n_cells: [1, 2, 4]}
     seed: 0
+    engine: stacked                     # or sequential (--engine on the command line)
 
 Families for a target cell T: ``single`` (train T), ``test_on_rest`` (train A, test every other
 cell), ``inclusive_all``/``exclusive_all`` (all cells with/without T), ``*_random`` (T plus / only
@@ -29,15 +30,19 @@ Cell-to-cell correlation: Pearson of log1p expression across common genes when t
 
 Jobs (distinct trainings; identical ones are shared between families) run on an optuna study with
 a grid sampler over job ids, in the sweep engine's storage: several workers or machines share it,
-a killed job is retried, a rerun skips finished jobs.
+a killed job is retried, a rerun skips finished jobs. The ``stacked`` engine (the default,
+:mod:`deepchrome.experiments.stacked`) trains every waiting job of a model at once in one process,
+jobs that differ only in their validation cells as one training; ``sequential`` trains one job at
+a time through :func:`deepchrome.runs.train`. Both write the same per-job outputs.
 """
 
-from deepchrome.experiments.config import FAMILIES, SELECTIONS, load_experiment_config
+from deepchrome.experiments.config import ENGINES, FAMILIES, SELECTIONS, load_experiment_config
 from deepchrome.experiments.plan import cell_correlations, plan_jobs
 from deepchrome.experiments.run import run_experiment, run_job
 from deepchrome.experiments.summary import markdown_table, summarize_results, write_results
 
 __all__ = [
+    "ENGINES",
     "FAMILIES",
     "SELECTIONS",
     "cell_correlations",

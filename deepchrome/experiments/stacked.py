@@ -14,8 +14,9 @@ This engine trains every claimed job of a model together, reproducing that path'
   batches of ``data.batch_size`` (the last one smaller): the same genes in the same batches.
 - **Own optimizer.** Each job keeps its parameters, its optimizer and scheduler (built by the
   module's ``configure_optimizers``, so weight decay and momentum are the config's) and its
-  gradient clipping. One step stacks the live jobs' parameters (:func:`torch.func.stack_module_state`
-  layout), runs ``vmap(functional_call)`` over per-job batches (CNN convolutions become grouped
+  gradient clipping. The jobs' parameters live in stacked tensors (:class:`Stack`, the
+  :func:`torch.func.stack_module_state` layout; each network's parameters are views of its row), and
+  one step runs ``vmap(functional_call)`` over per-job batches (CNN convolutions become grouped
   convolutions, linear layers batched matmuls) and backpropagates the sum of the jobs' mean losses,
   which gives each job exactly its own gradient. Jobs with fewer batches in an epoch sit out the
   remaining steps (their padded rows have zero weight; they take no optimizer step).
@@ -231,7 +232,7 @@ class Training:
     key: tuple
     module: object  # the ExpressionClassifier (its net holds this training's parameters)
     datamodule: object
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | None  # built by Stack, over the network's parameters
     scheduler: object | None
     clip: float | None
     max_epochs: int
@@ -307,12 +308,9 @@ def build_trainings(configs: list[dict], run_dirs: list[Path], jobs: list[int], 
             index.append(pool.offset[cell] + rows)
         train_index = torch.from_numpy(np.concatenate(index)).to(device)
         module.marks = list(datamodule.marks)
-        optimizers = module.configure_optimizers()
-        optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
-        scheduler = optimizers["lr_scheduler"]["scheduler"] if isinstance(optimizers, dict) else None
         clip = config["trainer"].get("gradient_clip_val")
         trainings[key] = Training(
-            key=key, module=module.to(device), datamodule=datamodule, optimizer=optimizer, scheduler=scheduler,
+            key=key, module=module.to(device), datamodule=datamodule, optimizer=None, scheduler=None,
             clip=float(clip) if clip else None, max_epochs=int(trainer.max_epochs if trainer.max_epochs is not None
                                                                 else 1000),
             train_index=train_index, generator=torch.Generator().manual_seed(datamodule.seed), rng=rng,
@@ -387,52 +385,88 @@ def dropout_masks(rng: torch.Generator, dropouts, batch: int, width: int, device
 
 
 # -- one stack of trainings --------------------------------------------------------------------------
-def _stacked_step(trainings: list[Training], step: int, x: torch.Tensor, y: torch.Tensor, base) -> list[Training]:
-    """One optimizer step of every training that still has a batch this epoch; returns those that failed."""
-    live = [t for t in trainings if step * t.batch_size < len(t.order)]
-    if not live:
-        return []
-    width = max(t.batch_size for t in live)
-    base, dropouts = base
-    rows = torch.zeros(len(live), width, dtype=torch.long, device=x.device)
-    weight = torch.zeros(len(live), width, device=x.device)
-    masks = []
-    for i, t in enumerate(live):
-        batch = t.order[step * t.batch_size : (step + 1) * t.batch_size]
-        rows[i, : len(batch)] = batch
-        weight[i, : len(batch)] = 1.0
-        masks.append(dropout_masks(t.rng, dropouts, len(batch), width, x.device))
-    params = {name: torch.stack([p[name] for p in (dict(t.net.named_parameters()) for t in live)])
-              for name, _ in base.named_parameters()}  # fmt: skip
-    buffers = {name: torch.stack([b[name] for b in (dict(t.net.named_buffers()) for t in live)])
-               for name, _ in live[0].net.named_buffers()}  # fmt: skip
-    for k, (name, _, _) in enumerate(dropouts):
-        buffers[name] = torch.stack([m[k] for m in masks])
+class Stack:
+    """Trainings of one architecture (and transform) whose parameters live in stacked tensors.
 
-    def forward(p, b, inputs):
-        return functional_call(base, (p, b), (inputs,))
+    ``params[name]`` [jobs, ...] are leaves holding every training's parameter ``name``; each
+    training's network parameter is a view of its row (an ``nn.Parameter`` sharing the storage),
+    so its own optimizer (``configure_optimizers``: the config's optimizer and scheduler, as in the
+    sequential fit) updates the stack in place, and a step needs no copy of the parameters when every
+    member is live. ``base`` is the network copy that ``functional_call`` runs (:func:`stack_base`).
+    """
 
-    base.train()
-    logits = vmap(forward, randomness="error")(params, buffers, x[rows])  # [jobs, batch, 2]
-    losses = F.cross_entropy(logits.flatten(0, 1), y[rows].flatten(), reduction="none").view(len(live), width)
-    count = weight.sum(1)
-    per_job = (losses * weight).sum(1) / count  # each job's mean loss over its own batch
-    per_job.sum().backward()
-    values = per_job.detach().cpu().tolist()
-    failed = []
-    for t, value, n in zip(live, values, count.cpu().tolist(), strict=True):
-        if not math.isfinite(value):
-            for s in t.selections:
-                s.error = f"FloatingPointError: training loss is {value} at epoch {t.epoch}"
-            failed.append(t)
-            continue
-        if t.clip:
-            torch.nn.utils.clip_grad_norm_(t.net.parameters(), t.clip)
-        t.optimizer.step()
-        t.optimizer.zero_grad(set_to_none=True)
-        t.loss_sum += value * n
-        t.count += int(n)
-    return failed
+    def __init__(self, members: list[Training]) -> None:
+        self.members = members
+        self.position = {id(t): i for i, t in enumerate(members)}
+        self.base, self.dropouts = stack_base(members[0].net)
+        names = [name for name, _ in members[0].net.named_parameters()]
+        self.params = {}
+        for name in names:
+            self.params[name] = torch.stack([t.net.get_parameter(name).detach() for t in members]).requires_grad_()
+        for i, t in enumerate(members):
+            for name in names:
+                owner, _, leaf = name.rpartition(".")
+                module = t.net.get_submodule(owner) if owner else t.net
+                setattr(module, leaf, nn.Parameter(self.params[name].detach()[i]))
+            optimizers = t.module.configure_optimizers()
+            t.optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
+            t.scheduler = optimizers["lr_scheduler"]["scheduler"] if isinstance(optimizers, dict) else None
+        self.buffers = {name: torch.stack([t.net.get_buffer(name) for t in members])
+                        for name, _ in members[0].net.named_buffers()}  # fmt: skip
+
+    def step(self, step: int, x: torch.Tensor, y: torch.Tensor) -> list[Training]:
+        """One optimizer step of every member that still has a batch this epoch; returns those that failed."""
+        live = [t for t in self.members if not t.done and step * t.batch_size < len(t.order)]
+        if not live:
+            return []
+        width = max(t.batch_size for t in live)
+        rows = torch.zeros(len(live), width, dtype=torch.long, device=x.device)
+        weight = torch.zeros(len(live), width, device=x.device)
+        masks = []
+        for i, t in enumerate(live):
+            batch = t.order[step * t.batch_size : (step + 1) * t.batch_size]
+            rows[i, : len(batch)] = batch
+            weight[i, : len(batch)] = 1.0
+            masks.append(dropout_masks(t.rng, self.dropouts, len(batch), width, x.device))
+        if len(live) == len(self.members):
+            params, buffers = dict(self.params), dict(self.buffers)
+        else:  # a gather: the gradient lands in the live rows only
+            index = torch.tensor([self.position[id(t)] for t in live], device=x.device)
+            params = {name: value[index] for name, value in self.params.items()}
+            buffers = {name: value[index] for name, value in self.buffers.items()}
+        for k, (name, _, _) in enumerate(self.dropouts):
+            buffers[name] = torch.stack([m[k] for m in masks])
+        base = self.base
+
+        def forward(p, b, inputs):
+            return functional_call(base, (p, b), (inputs,))
+
+        base.train()
+        logits = vmap(forward, randomness="error")(params, buffers, x[rows])  # [jobs, batch, 2]
+        losses = F.cross_entropy(logits.flatten(0, 1), y[rows].flatten(), reduction="none").view(len(live), width)
+        count = weight.sum(1)
+        per_job = (losses * weight).sum(1) / count  # each job's mean loss over its own batch
+        per_job.sum().backward()
+        values = per_job.detach().cpu().tolist()
+        failed = []
+        for t, value, n in zip(live, values, count.cpu().tolist(), strict=True):
+            if not math.isfinite(value):
+                for s in t.selections:
+                    s.error = f"FloatingPointError: training loss is {value} at epoch {t.epoch}"
+                failed.append(t)
+                continue
+            row = self.position[id(t)]
+            for name, parameter in t.net.named_parameters():
+                parameter.grad = self.params[name].grad[row]  # a view: its own gradient, no copy
+            if t.clip:
+                torch.nn.utils.clip_grad_norm_(t.net.parameters(), t.clip)
+            t.optimizer.step()
+            t.optimizer.zero_grad(set_to_none=True)
+            t.loss_sum += value * n
+            t.count += int(n)
+        for value in self.params.values():
+            value.grad = None
+        return failed
 
 
 def _validate(training: Training, pool: SignalPool) -> None:
@@ -491,11 +525,12 @@ def epoch_order(n: int, generator: torch.Generator) -> torch.Tensor:
 def train_stack(trainings: list[Training], pool: SignalPool) -> None:
     """Train the trainings together until every selection stopped or reached its training's max_epochs."""
     device = pool.device
-    by_transform: dict[str, list[Training]] = {}
-    for t in trainings:
-        by_transform.setdefault(json.dumps(t.datamodule.transform.state_dict(), default=str), []).append(t)
+    groups: dict[str, list[Training]] = {}
+    for t in trainings:  # one stack per transform and architecture
+        key = json.dumps([t.datamodule.transform.state_dict(), t.net.config()], default=str)
+        groups.setdefault(key, []).append(t)
+    stacks = [Stack(group) for group in groups.values()]
     y = pool.train_y()
-    bases: dict = {}
     epoch = 0
     while True:
         running = [t for t in trainings if not t.done and epoch < t.max_epochs]
@@ -504,15 +539,14 @@ def train_stack(trainings: list[Training], pool: SignalPool) -> None:
         for t in running:
             t.epoch, t.loss_sum, t.count = epoch, 0.0, 0
             t.order = t.train_index[epoch_order(len(t.train_index), t.generator).to(device)]
-        for group in by_transform.values():
-            members = [t for t in group if t in running]
+        for stack in stacks:
+            members = [t for t in stack.members if t in running]
             if not members:
                 continue
             x = pool.train_x(members[0].datamodule.transform)
             steps = max(math.ceil(len(t.order) / t.batch_size) for t in members)
-            base = bases.setdefault(id(group[0]), stack_base(group[0].net))
             for step in range(steps):
-                for t in _stacked_step([m for m in members if not m.done], step, x, y, base):
+                for t in stack.step(step, x, y):
                     t.done = True
         for t in running:
             if t.done:
