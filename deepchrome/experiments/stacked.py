@@ -259,16 +259,51 @@ def _callback_args(config: dict, name: str) -> dict | None:
     return None
 
 
+#: Data settings that differ between an experiment's jobs (the rest of a job's config is its model's).
+JOB_DATA_KEYS = ("train_cells", "val_cells", "test_cells", "train_fraction")
+
+
+def _instantiate(config: dict, templates: dict[str, tuple]):
+    """Trainer, module (network not built yet) and data module of a job config, as
+    :func:`deepchrome.runs.instantiate` makes them, seeded as it seeds them.
+
+    Parsing a config takes about a second; jobs whose configs differ only in their cells and fraction
+    (:data:`JOB_DATA_KEYS`) reuse the first one's parsed objects (copies of the unbuilt module and of
+    the data module, which has loaded nothing yet) after the same ``seed_everything`` call.
+    """
+    from lightning.fabric.utilities.seed import seed_everything
+
+    from deepchrome.runs import instantiate
+
+    seed = config.get("seed_everything", 0)
+    data = config["data"]
+    rest = {k: v for k, v in config.items() if k not in ("data", "trainer")}
+    trainer_rest = {k: v for k, v in config["trainer"].items() if k != "default_root_dir"}
+    data_rest = {k: v for k, v in data.items() if k not in JOB_DATA_KEYS}
+    key = json.dumps([rest, trainer_rest, data_rest], sort_keys=True, default=str)
+    if isinstance(seed, bool) or key not in templates:  # seed True: a random seed each time
+        trainer, module, datamodule = instantiate(config)
+        templates[key] = (trainer, copy.deepcopy(module), copy.deepcopy(datamodule))
+        return trainer, module, datamodule
+    trainer, module, datamodule = templates[key]
+    seed_everything(int(seed), workers=True)
+    module, datamodule = copy.deepcopy(module), copy.deepcopy(datamodule)
+    datamodule.train_cells = list(data["train_cells"])
+    datamodule.val_cells = list(data.get("val_cells") or data["train_cells"])
+    datamodule.test_cells = list(data.get("test_cells") or data["train_cells"])
+    datamodule.train_fraction = float(data.get("train_fraction", 1.0))
+    return trainer, module, datamodule
+
+
 def build_trainings(configs: list[dict], run_dirs: list[Path], jobs: list[int], share: bool = True):
     """Trainings (with their selections) and the shared pool for prepared job configs.
 
     Jobs with the same network config, training cells, fraction, data settings and optimizer are one
     training when ``share`` (and no ``ReduceLROnPlateau``). Each network is built right after its
-    job's ``seed_everything`` (:func:`deepchrome.runs.instantiate`), as the sequential fit builds it.
+    job's ``seed_everything`` (:func:`_instantiate`), as the sequential fit builds it.
     """
-    from deepchrome.runs import instantiate
-
     trainings: dict[tuple, Training] = {}
+    templates: dict[str, tuple] = {}
     pool = None
     for job, config, run_dir in zip(jobs, configs, run_dirs, strict=True):
         data = config["data"]
@@ -290,7 +325,7 @@ def build_trainings(configs: list[dict], run_dirs: list[Path], jobs: list[int], 
             continue
         if key in trainings:
             key = f"{key}#{job}"
-        trainer, module, datamodule = instantiate(config)
+        trainer, module, datamodule = _instantiate(config, templates)
         module.net.build(datamodule.n_marks, datamodule.n_bins)  # the weights the sequential fit starts from
         reason = network_stackable(module.net)
         if reason:
