@@ -11,6 +11,7 @@ import yaml
 
 from deepchrome.errors import DeepChromeError
 from deepchrome.experiments import load_experiment_config, run_experiment
+from tests.cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +126,10 @@ def test_bad_engine(three_cells, tmp_path, engine):
     config = _config(tmp_path, three_cells, "bad", engine=engine)
     with pytest.raises(DeepChromeError, match="engine"):
         load_experiment_config(config)
+    result = run_cli("experiment", "--config", str(config), "--out", str(tmp_path / "o"), check=False)
+    assert result.returncode == 2 and "engine" in result.stderr and "Traceback" not in result.stderr
     with pytest.raises(DeepChromeError, match="--engine"):
         run_experiment(_config(tmp_path, three_cells, "ok"), out=tmp_path / "o", engine="fast")
+    result = run_cli("experiment", "--config", str(tmp_path / "ok.yaml"), "--engine", "fast", check=False)
+    assert result.returncode == 2 and "--engine" in result.stderr
     assert not (tmp_path / "o").exists()
