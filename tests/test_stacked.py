@@ -118,6 +118,9 @@ def test_unstackable_models_fall_back_to_sequential():
     assert stackable(config) is None
     config["trainer"]["accumulate_grad_batches"] = 2
     assert "accumulate_grad_batches" in stackable(config)
+    del config["trainer"]["accumulate_grad_batches"]
+    config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"] if "Checkpoint" not in c["class_path"]]
+    assert "ModelCheckpoint" in stackable(config)
     assert "LSTM" in model_stackable(load_config("attentivechrome"))
 
 

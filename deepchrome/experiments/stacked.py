@@ -113,6 +113,8 @@ def stackable(config: dict) -> str | None:
             return f"callback {path or callback!r}"
         if set(args) - allowed or args.get("monitor") != "val_auroc" or args.get("mode", "min") != "max":
             return f"{name} settings other than monitor val_auroc, mode max"
+    if _callback_args(config, "ModelCheckpoint") is None:
+        return "a fit without a ModelCheckpoint on val_auroc (it would test the last epoch)"
     return None
 
 
