@@ -769,6 +769,8 @@ def work_stacked(
         if reason:
             log.warning("model %s runs on the sequential engine: the stacked engine does not reproduce %s", name,
                         reason)  # fmt: skip
+    if all(reasons.values()):  # nothing to stack: the sequential worker loop, one claim at a time
+        return table.work(run_one, max_jobs=max_jobs, report=report)
     while max_jobs is None or ran < max_jobs:
         state = table.sync()
         claimed = []
