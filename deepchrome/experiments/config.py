@@ -115,9 +115,11 @@ def check_size(size: dict, where: str) -> None:
 
 
 def default_engine() -> str:
-    """The engine used when the config names none: ``stacked``, the faster on CPU (bench/bench_grid.py).
+    """The engine used when the config names none: ``stacked``.
 
-    Not yet measured on a GPU; stacking also batches the GPU's small per-job kernels.
+    In ``bench/bench_grid.py`` on a shared 2-core machine it was faster in most runs (1.2-1.7x with
+    one thread, 4.6x with two, and shared trainings cut a grid's work) but slower in one quieter
+    one-thread run (0.79x): to be confirmed on a quiet machine. Not measured on a GPU.
     """
     return "stacked"
 
