@@ -118,8 +118,8 @@ def default_engine() -> str:
     """The engine used when the config names none: ``stacked``.
 
     In ``bench/bench_grid.py`` on a shared 2-core machine it was faster in most runs (1.2-1.7x with
-    one thread, 4.6x with two, and shared trainings cut a grid's work) but slower in one quieter
-    one-thread run (0.79x): to be confirmed on a quiet machine. Not measured on a GPU.
+    one thread, 4.6x with two, and shared trainings cut a grid's work) but not in two quieter
+    one-thread runs (0.79x, 0.98x): to be confirmed on a quiet machine. Not measured on a GPU.
     """
     return "stacked"
 
