@@ -56,6 +56,15 @@ def build(root: Path, cache: Path, n_cells: int, n_genes: int) -> None:
                 )
 
 
+def simulated_release(tmp: Path, n_cells: int, n_genes: int) -> tuple[Path, list[str], dict, float]:
+    """:func:`build` under ``tmp``: the release root, its cells, an environment naming its cache, seconds."""
+    root, cache = tmp / "release", tmp / "cache"
+    start = time.perf_counter()
+    build(root, cache, n_cells, n_genes)
+    cells = sorted(p.name for p in root.iterdir() if p.name.startswith("C"))
+    return root, cells, {**os.environ, "DEEPCHROME_CACHE_DIR": str(cache)}, time.perf_counter() - start
+
+
 def run(config: Path, out: Path, workers: int, env: dict) -> tuple[float, float]:
     """Wall seconds and the largest worker's peak RSS (MB) of `deepchrome experiment` with N workers."""
     start = time.perf_counter()
@@ -104,12 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        root, cache = tmp / "release", tmp / "cache"
-        start = time.perf_counter()
-        build(root, cache, args.cells, args.genes)
-        simulate_seconds = time.perf_counter() - start
-        cells = sorted(p.name for p in root.iterdir() if p.name.startswith("C"))
-        env = {**os.environ, "DEEPCHROME_CACHE_DIR": str(cache)}
+        root, cells, env, simulate_seconds = simulated_release(tmp, args.cells, args.genes)
         full_seconds, full_peak = run(
             config_file(tmp / "single.yaml", root, cells, args.epochs), tmp / "single", 1, env
         )

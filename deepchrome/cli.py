@@ -513,6 +513,8 @@ def _experiment(argv: list[str]) -> None:
     parser.add_argument("--plan-epochs", type=_whole(1),
                         help="with --plan: expected epochs of every job (default: max_epochs, or an early-stopping "
                         "estimate that the plan states)")  # fmt: skip
+    parser.add_argument("--engine", choices=("stacked", "sequential"),
+                        help="stacked: many jobs at once; sequential: one by one (default: the config's)")  # fmt: skip
     args = parser.parse_args(argv)
     _check_out(args.out)
     from deepchrome.experiments.run import experiment_status, run_experiment
@@ -533,7 +535,8 @@ def _experiment(argv: list[str]) -> None:
         print(f"{len(table)} jobs: " + ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in
                                                  ("DONE", "RUNNING", "PENDING", "FAILED")))  # fmt: skip
         return
-    summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs, threads=args.threads)
+    summary = run_experiment(args.config, out=args.out, storage=args.storage, n_jobs=args.n_jobs,
+                             threads=args.threads, engine=args.engine)  # fmt: skip
     print(f"{summary['finished']}/{summary['jobs']} jobs finished, {summary['skipped']} combinations skipped")
     if summary["failed"]:
         print(f"{summary['failed']} jobs failed on every attempt: see {summary['out']}/summary.md or --status")

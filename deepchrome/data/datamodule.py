@@ -160,6 +160,11 @@ class HistoneDataModule(pl.LightningDataModule):
         the cell's position in ``train_cells`` (``cell_number`` is not used), and smaller subsets
         are nested in larger ones: the 10% genes are among the 25% genes, which are among the 50%.
         """
+        index = self.subsample_index(signals)
+        return signals if index is None else signals.subset(index)
+
+    def subsample_index(self, signals: HistoneSignals) -> np.ndarray | None:
+        """Sorted positions [kept genes] of the training genes :meth:`_subsample` keeps (``None``: all)."""
         n = signals.n_genes
         keep = n
         if self.n_train_genes is not None:
@@ -167,11 +172,11 @@ class HistoneDataModule(pl.LightningDataModule):
         if self.train_fraction < 1:
             keep = min(keep, max(1, int(round(self.train_fraction * n))))
         if keep == n:
-            return signals
+            return None
         prefix = f"{self.seed}\0{signals.cell}\0".encode()
         keys = [hashlib.blake2b(prefix + str(gene).encode(), digest_size=8).digest() for gene in signals.gene_ids]
         order = sorted(range(n), key=lambda i: (keys[i], str(signals.gene_ids[i])))
-        return signals.subset(np.sort(np.asarray(order[:keep], dtype=np.int64)))
+        return np.sort(np.asarray(order[:keep], dtype=np.int64))
 
     def stage_data(self, cells: list[str], split: str, subsample: bool = False) -> StageData:
         """Load and concatenate one split of several cells.

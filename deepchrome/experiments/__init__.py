@@ -15,6 +15,8 @@ An experiment config lists models (training configs), families and target cells:
     size: {fractions: [0.1, 0.25, 0.5, 1.0], n_cells: [1, 2, 4]}
     seed: 0
     threads: null                       # torch CPU threads per job (null: cores shared among local workers)
+    engine: stacked                     # or sequential (--engine on the command line)
+    stack_size: 16                      # jobs a stacked worker claims at once (null: all waiting)
 
 Families for a target cell T: ``single`` (train T), ``test_on_rest`` (train A, test every other
 cell), ``inclusive_all``/``exclusive_all`` (all cells with/without T), ``*_random`` (T plus / only
@@ -32,15 +34,19 @@ Jobs (distinct trainings; identical ones are shared between families) run on an 
 a grid sampler over job ids, in the sweep engine's storage: several workers or machines share it,
 a killed job is retried, a rerun skips finished jobs. :func:`plan_experiment` (``deepchrome experiment
 --plan``) lists them before running: training genes x expected epochs per family and the time one
-worker should take, from a throughput measured on this machine.
+worker should take, from a throughput measured on this machine. The ``stacked`` engine (the default,
+:mod:`deepchrome.experiments.stacked`) trains every waiting job of a model at once in one process,
+jobs that differ only in their validation cells as one training; ``sequential`` trains one job at
+a time through :func:`deepchrome.runs.train`. Both write the same per-job outputs.
 """
 
-from deepchrome.experiments.config import FAMILIES, SELECTIONS, load_experiment_config
+from deepchrome.experiments.config import ENGINES, FAMILIES, SELECTIONS, load_experiment_config
 from deepchrome.experiments.plan import ExperimentPlan, Throughput, cell_correlations, plan_experiment, plan_jobs
 from deepchrome.experiments.run import run_experiment, run_job
 from deepchrome.experiments.summary import markdown_table, summarize_results, write_results
 
 __all__ = [
+    "ENGINES",
     "FAMILIES",
     "ExperimentPlan",
     "Throughput",

@@ -273,14 +273,54 @@ class JobTable:
         except (KeyboardInterrupt, SystemExit) as exc:
             self._fail(trial, f"interrupted ({exc.__class__.__name__})")
             raise KeyboardInterrupt from exc
+        return self._complete(trial, metrics, value)
+
+    def _complete(self, trial: FrozenTrial, metrics: dict, value: float) -> dict | None:
         try:
             numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
-            self.storage.set_trial_user_attr(trial_id, "metrics", numbers)
-            self.storage.set_trial_state_values(trial_id, state=TrialState.COMPLETE, values=[value])
+            self.storage.set_trial_user_attr(trial._trial_id, "metrics", numbers)
+            self.storage.set_trial_state_values(trial._trial_id, state=TrialState.COMPLETE, values=[value])
         except UpdateFinishedTrialError:
-            log.warning("job %d finished after another worker declared its worker lost; this result is dropped", job)
+            log.warning("job %d finished after another worker declared its worker lost; this result is dropped",
+                        trial.params["job"])  # fmt: skip
             return None
         return metrics
+
+    def run_many(
+        self, trials: list[FrozenTrial], work: Callable[[list[int], list[int]], list[dict | Exception]]
+    ) -> list[dict | None]:
+        """Like :meth:`run` for several claimed attempts trained together:
+        ``work(jobs, trial_numbers)`` returns each one's metrics or the exception that failed it;
+        each is recorded on its own (an exception from ``work`` itself fails them all)."""
+        import contextlib
+
+        worker = f"{os.uname().nodename}:{os.getpid()}"
+        for trial in trials:
+            self.storage.set_trial_user_attr(trial._trial_id, "worker", worker)
+        try:
+            with contextlib.ExitStack() as beats:
+                for trial in trials:
+                    beats.enter_context(_Heartbeat(self.storage, trial._trial_id))
+                outcomes = work([t.params["job"] for t in trials], [t.number for t in trials])
+        except Exception as exc:
+            for trial in trials:
+                self._fail(trial, f"{exc.__class__.__name__}: {exc}"[:500])
+            return [None] * len(trials)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            for trial in trials:
+                self._fail(trial, f"interrupted ({exc.__class__.__name__})")
+            raise KeyboardInterrupt from exc
+        results = []
+        for trial, outcome in zip(trials, outcomes, strict=True):
+            value = float(outcome["test_auroc"]) if isinstance(outcome, dict) else float("nan")
+            if isinstance(outcome, Exception) or value != value:
+                error = outcome if isinstance(outcome, Exception) else DeepChromeError(
+                    "test AUROC is not a number (is every test gene of one class?)")  # fmt: skip
+                self._fail(trial, f"{error.__class__.__name__}: {error}"[:500])
+                results.append(None)
+            else:
+                results.append(self._complete(trial, outcome, value))
+        return results
 
     def _fail(self, trial: FrozenTrial, error: str) -> None:
         log.warning("job %d, attempt %s failed: %s", trial.params["job"], trial.user_attrs.get("attempt"), error)

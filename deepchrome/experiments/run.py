@@ -12,7 +12,7 @@ import pandas as pd
 
 from deepchrome import files
 from deepchrome.errors import DeepChromeError
-from deepchrome.experiments.config import load_experiment_config
+from deepchrome.experiments.config import check_engine, load_experiment_config
 from deepchrome.experiments.jobs import DONE, FAILED, PENDING, RUNNING, STATES, JobTable, status_rows
 from deepchrome.experiments.plan import cell_correlations, plan_jobs
 from deepchrome.experiments.summary import write_results
@@ -21,23 +21,27 @@ from deepchrome.names import check_name
 log = logging.getLogger(__name__)
 
 
-def run_job(job: dict, settings: dict, run_dir: Path) -> dict:
-    """Train one job and test it on its test cells; return its metrics."""
-    from deepchrome.runs import train
-
+def job_config(job: dict, settings: dict) -> dict:
+    """The training config of one job: its model's config with the job's cells and fraction."""
     config = copy.deepcopy(settings["models"][job["model"]])
     data = config.setdefault("data", {})
     data.update(train_cells=job["train_cells"], val_cells=job["val_cells"], test_cells=job["test_cells"],
                 train_fraction=job["train_fraction"])  # fmt: skip
-    start = time.perf_counter()
     config.setdefault("trainer", {}).update(enable_progress_bar=False, enable_model_summary=False)
+    return config
+
+
+def run_job(job: dict, settings: dict, run_dir: Path) -> dict:
+    """Train one job (sequential engine) and test it on its test cells; return its metrics."""
+    from deepchrome.experiments.stacked import add_cell_metrics
+    from deepchrome.runs import train
+
+    config = job_config(job, settings)
+    start = time.perf_counter()
     metrics = train(config, run_dir, threads=settings.get("threads")).metrics
     metrics["seconds"] = time.perf_counter() - start
-    if len(job["test_cells"]) == 1:
-        cell = job["test_cells"][0]
-        metrics[f"test_{cell}_auroc"] = metrics["test_auroc"]
-        metrics[f"test_{cell}_auprc"] = metrics["test_auprc"]
-    return metrics
+    metrics["engine"] = "sequential"
+    return add_cell_metrics(metrics, job)
 
 
 def run_experiment(
@@ -46,6 +50,7 @@ def run_experiment(
     storage: str | None = None,
     n_jobs: int | None = None,
     threads: int | None = None,
+    engine: str | None = None,
 ) -> dict:
     """Run (or join, or resume) an experiment and write its results, summary and figures.
 
@@ -69,6 +74,9 @@ def run_experiment(
     threads
         torch CPU threads per job (overrides the config's ``threads``; default: the usable cores
         shared among the training processes on this machine, see :mod:`deepchrome.threads`).
+    engine
+        ``stacked`` or ``sequential``: overrides the config's ``engine`` (see
+        :mod:`deepchrome.experiments.stacked`).
 
     Returns
     -------
@@ -80,6 +88,8 @@ def run_experiment(
         from deepchrome.threads import check_threads
 
         settings["threads"] = check_threads(threads, "--threads")
+    if engine is not None:
+        settings["engine"] = check_engine(engine, "--engine")
     check_models(settings)
     correlation, source = cell_correlations(settings["root"], settings["cells"], settings["expression_dir"])
     jobs, rows, skipped = plan_jobs(settings, correlation)
@@ -110,7 +120,12 @@ def run_experiment(
             outcome = f"test AUROC {metrics['test_auroc']:.4f}" if metrics else "failed"
             print(f"job {job_id}: {outcome}", flush=True)
 
-        table.work(train_job, max_jobs=n_jobs, report=report)
+        if settings["engine"] == "stacked":
+            from deepchrome.experiments.stacked import work_stacked
+
+            work_stacked(table, jobs, settings, out, train_job, max_jobs=n_jobs, report=report)
+        else:
+            table.work(train_job, max_jobs=n_jobs, report=report)
     after = table.states()
     failed = [row for row in status_rows(after, jobs) if row["state"] == FAILED]
     summary = write_results(table.study, jobs, rows, skipped, settings, correlation, source, out, failed_jobs=failed)
