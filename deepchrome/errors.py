@@ -61,3 +61,13 @@ def check_argument(name: str, value, types: type | tuple[type, ...], expected: s
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     expected += " or None" if none else ""
     raise ArgumentTypeError(f"{name}: expected {expected}, got {type(value).__name__} {shown}")
+
+
+def interruption_reason(exc: BaseException) -> str:
+    """What stopped a trial or job, for its record: ``interrupted (SIGINT)`` / ``(SIGTERM)`` for an
+    :class:`Interrupted`, else ``interrupted (<exception class>)``."""
+    import signal as signals
+
+    if isinstance(exc, Interrupted):
+        return f"interrupted ({signals.Signals(exc.signal).name})"
+    return f"interrupted ({exc.__class__.__name__})"

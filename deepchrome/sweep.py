@@ -45,7 +45,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 
 from deepchrome import files
 from deepchrome.config import apply_overrides, check_path, check_setting_types, load_config, read_settings, set_path
-from deepchrome.errors import DeepChromeError, Interrupted
+from deepchrome.errors import DeepChromeError, Interrupted, interruption_reason
 from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
@@ -542,7 +542,7 @@ def make_objective(settings: dict, sweep_dir: Path):
         except (KeyboardInterrupt, SystemExit) as exc:
             # Lightning turns Ctrl-C into sys.exit(1), which optuna would not catch: the trial would stay
             # RUNNING. As a KeyboardInterrupt, optuna marks it failed and the worker stops.
-            trial.set_user_attr("fail_reason", f"interrupted ({exc.__class__.__name__})")
+            trial.set_user_attr("fail_reason", interruption_reason(exc))
             number = exc.signal if isinstance(exc, Interrupted) else signal.SIGINT  # SIGTERM: status 143
             note = "the running trial is marked failed; the same command continues the sweep"
             raise Interrupted(number, note) from exc

@@ -155,7 +155,7 @@ def test_interrupted_sweep_worker_fails_its_trial(tmp_path):
     assert result.returncode == 130 and "interrupted" in result.stderr
     (trial,) = optuna.load_study(study_name="int", storage=storage).trials
     assert trial.state == optuna.trial.TrialState.FAIL
-    assert trial.user_attrs["fail_reason"] == "interrupted (SystemExit)"
+    assert trial.user_attrs["fail_reason"] == "interrupted (SIGINT)"
 
 
 VICTIM = """
@@ -307,3 +307,26 @@ def test_a_study_name_that_leads_elsewhere_is_refused(tmp_path, monkeypatch, nam
     with pytest.raises(DeepChromeError, match="a study name must be a plain name|must not be empty"):
         run_experiment({"families": ["single"], "study_name": name}, n_jobs=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_job_is_failed_with_its_signal_and_reraised_as_it():
+    """SIGTERM during a job (runs.train raises Interrupted) fails its attempt as 'interrupted (SIGTERM)'
+    and reaches the command line as SIGTERM (exit 143), not as a Ctrl-C."""
+    from deepchrome.errors import Interrupted
+    from deepchrome.experiments.jobs import JobTable
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    table = JobTable(study, [{"model": "m", "id": 0}], max_attempts=2)
+    table.sync()
+    trial = table.claim()
+
+    def work(job, number):
+        raise Interrupted(signal.SIGTERM, "the checkpoints are kept in RUN")
+
+    with pytest.raises(Interrupted) as stopped:
+        table.run(trial, work)
+    assert stopped.value.signal == signal.SIGTERM
+    assert str(stopped.value).startswith("interrupted (SIGTERM); the running job is marked failed")
+    (record,) = study.get_trials()
+    assert record.state == optuna.trial.TrialState.FAIL
+    assert record.user_attrs["error"] == "interrupted (SIGTERM)"

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
 import warnings
@@ -36,7 +37,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from deepchrome.errors import DeepChromeError
+from deepchrome.errors import DeepChromeError, Interrupted, interruption_reason
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +272,8 @@ class JobTable:
             self._fail(trial, f"{exc.__class__.__name__}: {exc}"[:500])
             return None
         except (KeyboardInterrupt, SystemExit) as exc:
-            self._fail(trial, f"interrupted ({exc.__class__.__name__})")
-            raise KeyboardInterrupt from exc
+            self._fail(trial, interruption_reason(exc))
+            raise _job_interrupted(exc) from exc
         return self._complete(trial, metrics, value)
 
     def _complete(self, trial: FrozenTrial, metrics: dict, value: float) -> dict | None:
@@ -308,8 +309,8 @@ class JobTable:
             return [None] * len(trials)
         except (KeyboardInterrupt, SystemExit) as exc:
             for trial in trials:
-                self._fail(trial, f"interrupted ({exc.__class__.__name__})")
-            raise KeyboardInterrupt from exc
+                self._fail(trial, interruption_reason(exc))
+            raise _job_interrupted(exc) from exc
         results = []
         for trial, outcome in zip(trials, outcomes, strict=True):
             value = float(outcome["test_auroc"]) if isinstance(outcome, dict) else float("nan")
@@ -383,3 +384,10 @@ def status_rows(table: list[JobState], jobs: list[dict]) -> list[dict]:
                      "val_cells": "+".join(job["val_cells"]), "test_cells": "+".join(job["test_cells"]),
                      "train_fraction": job["train_fraction"]})  # fmt: skip
     return rows
+
+
+def _job_interrupted(exc: BaseException) -> Interrupted:
+    """The interruption a worker re-raises: the signal that stopped the job (SIGINT for Lightning's
+    ``sys.exit`` on Ctrl-C), with what the experiment kept."""
+    number = exc.signal if isinstance(exc, Interrupted) else signal.SIGINT
+    return Interrupted(number, "the running job is marked failed; the same command continues the experiment")
