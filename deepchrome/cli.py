@@ -90,6 +90,8 @@ UNACTIONABLE_MESSAGES = (
     # the steps of loading a checkpoint (and, before a refused one, a line ahead of the error)
     "Restoring states from the checkpoint path", "Restored all states from the checkpoint",
     "Loaded model weights from the checkpoint",
+    # why a training ended: the run's metrics say it, and a report or experiment would print it per job
+    "`Trainer.fit` stopped:",
 )  # fmt: skip
 REPORT = (
     "deepchrome: internal error: the traceback above is a bug in deepchrome, not a problem with your input; "
