@@ -209,12 +209,15 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
                 parser.add_argument("--threads", type=int | None, default=None, help=THREADS_HELP)
             return parser
 
+    from deepchrome.config import restricted_imports
+
     try:
-        parsed = ConfigParser(
-            model_class(gan), HistoneDataModule, seed_everything_default=0, auto_configure_optimizers=False,
-            save_config_callback=None, args=_expand_configs(argv),
-            parser_kwargs={"prog": "deepchrome gan" if gan else "deepchrome", "exit_on_error": False},
-        )  # fmt: skip
+        with restricted_imports():
+            parsed = ConfigParser(
+                model_class(gan), HistoneDataModule, seed_everything_default=0, auto_configure_optimizers=False,
+                save_config_callback=None, args=_expand_configs(argv),
+                parser_kwargs={"prog": "deepchrome gan" if gan else "deepchrome", "exit_on_error": False},
+            )  # fmt: skip
     except ArgumentError as exc:
         raise DeepChromeError(config_error(exc)) from None
     subcommand = parsed.subcommand

@@ -17,6 +17,7 @@ Python) resolve relative to the working directory.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import inspect
@@ -256,3 +257,45 @@ def set_path(config: dict, dotted: str, value) -> None:
     if parts[-1] == "class_path" and node.get("class_path") != value:
         node["init_args"] = {}
     node[parts[-1]] = value
+
+
+#: Packages whose classes a config may name (``class_path``); modules already imported are allowed
+#: too, since importing them again runs no code.
+CLASS_PACKAGES = ("torch", "lightning", "torchmetrics", "deepchrome")
+
+
+@contextlib.contextmanager
+def restricted_imports():
+    """Within the block, a ``class_path`` that jsonargparse would import must come from
+    :data:`CLASS_PACKAGES` or a module already imported: importing a module runs its code, and a
+    config (perhaps from someone else) must not choose what code runs.
+
+    Raises
+    ------
+    DeepChromeError
+        For a class path in any other module, before it is imported.
+    """
+    import sys
+
+    modules = [importlib.import_module(f"jsonargparse.{name}") for name in ("_util", "_typehints", "_actions")]
+    originals = [module.import_object for module in modules]
+    original = originals[0]
+
+    def import_object(name, *args, **kwargs):
+        if isinstance(name, str) and "." in name:
+            package = name.split(".")[0]
+            module_name = name.rsplit(".", 1)[0]
+            if package not in CLASS_PACKAGES and module_name not in sys.modules and name not in sys.modules:
+                raise DeepChromeError(
+                    f"class_path {name!r}: a config may name classes of {', '.join(CLASS_PACKAGES)} (or modules "
+                    "already loaded), not import other modules"
+                )
+        return original(name, *args, **kwargs)
+
+    for module in modules:
+        module.import_object = import_object
+    try:
+        yield
+    finally:
+        for module, saved in zip(modules, originals, strict=True):
+            module.import_object = saved

@@ -110,6 +110,7 @@ def instantiate(config: dict, gan: bool = False):
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.cli import LightningCLI
 
+    from deepchrome.config import restricted_imports
     from deepchrome.data import HistoneDataModule
     from deepchrome.training import AtomicCheckpointIO
 
@@ -118,11 +119,12 @@ def instantiate(config: dict, gan: bool = False):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         try:
-            cli = LightningCLI(
-                model_class(gan), HistoneDataModule, run=False, seed_everything_default=0,
-                auto_configure_optimizers=False, save_config_callback=None, args=config,
-                parser_kwargs={"exit_on_error": False},
-            )  # fmt: skip
+            with restricted_imports():
+                cli = LightningCLI(
+                    model_class(gan), HistoneDataModule, run=False, seed_everything_default=0,
+                    auto_configure_optimizers=False, save_config_callback=None, args=config,
+                    parser_kwargs={"exit_on_error": False},
+                )  # fmt: skip
         except ArgumentError as exc:
             raise DeepChromeError(f"config: {config_error(exc)}") from None
         except (MisconfigurationException, ValueError) as exc:

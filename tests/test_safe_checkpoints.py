@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -112,3 +113,24 @@ def test_a_registered_network_of_ones_own_loads(tmp_path):
     assert meta["net"]["class_path"] in registered_networks()
     loaded, _ = load_classifier(path)
     assert type(loaded) is MyNet
+
+
+@pytest.mark.parametrize("where", ["file", "option", "api"])
+def test_a_config_cannot_import_modules(tmp_path, where):
+    """A class_path in a config (file, command line or Python overrides) is imported by jsonargparse before
+    any type check: importing runs a module's code, so only deepchrome's, torch's and Lightning's (or
+    modules already loaded) may be named. `this` prints the Zen of Python when imported."""
+    message = "class_path 'this.Foo': a config may name classes of torch, lightning, torchmetrics, deepchrome"
+    if where == "api":
+        with pytest.raises(DeepChromeError, match=re.escape(message)):
+            deepchrome.fit("linear", {"model.optimizer": {"class_path": "this.Foo"}}, run_dir=tmp_path / "run")
+        return
+    config = tmp_path / "evil.yaml"
+    config.write_text("model:\n  optimizer:\n    class_path: this.Foo\n")
+    extra = ["--config", str(config)] if where == "file" else ["--model.optimizer", "this.Foo"]
+    result = run_cli("fit", "--config", "linear", *extra, "--trainer.default_root_dir", str(tmp_path / "run"),
+                     check=False, subprocess_=True)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip() == f"deepchrome: error: {message} (or modules already " \
+        "loaded), not import other modules"
+    assert "Beautiful is better than ugly" not in result.stdout + result.stderr
+    assert not (tmp_path / "run").exists()
