@@ -207,6 +207,9 @@ def _parse_training_command(argv: list[str], gan: bool) -> tuple[str, dict, str 
                     "config.yaml and test_predictions.csv); without it such a folder is refused",
                 )  # fmt: skip
                 parser.add_argument("--threads", type=int | None, default=None, help=THREADS_HELP)
+            if subcommand == "predict":
+                parser.add_argument("--overwrite", action="store_true",
+                                    help="replace an existing predictions.csv (else refused)")  # fmt: skip
             return parser
 
     from deepchrome.config import restricted_imports
@@ -243,7 +246,7 @@ def _run_training_command(argv: list[str], gan: bool = False, verbosity: int = 0
         # a checkpoint of a run folder: predictions.csv goes beside that run, unless the command names a folder
         named = any(arg.split("=")[0] == "--trainer.default_root_dir" for arg in argv)
         run_dir = None if named else runs.checkpoint_run_dir(ckpt_path)
-        results = runs.evaluate(config, subcommand, ckpt_path, run_dir=run_dir, gan=gan)
+        results = runs.evaluate(config, subcommand, ckpt_path, run_dir=run_dir, gan=gan, overwrite=options["overwrite"])
         if subcommand != "predict" and results:
             shown = {k: round(float(v), 4) for k, v in results[0].items()}
             print(f"{subcommand} ({ckpt_path}): {shown}")

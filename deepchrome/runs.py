@@ -529,11 +529,13 @@ def evaluate(
     ckpt_path: str | os.PathLike | None,
     run_dir: str | os.PathLike | None = None,
     gan: bool = False,
+    overwrite: bool = False,
 ) -> list[dict] | None:
     """Validate, test or predict with a checkpoint; nothing of the fit's run folder is overwritten.
 
-    ``predict`` writes ``predictions.csv`` to ``run_dir``; ``validate``/``test`` return (and the
-    command prints) the metrics without logging over the fit's ``metrics.csv``.
+    ``predict`` writes ``predictions.csv`` to ``run_dir`` and refuses to replace one that is there
+    unless ``overwrite``; ``validate``/``test`` return (and the command prints) the metrics without
+    logging over the fit's ``metrics.csv``.
     """
     if stage not in STAGES:
         raise DeepChromeError(f"unknown stage {stage!r} (available: {', '.join(STAGES)})")
@@ -543,6 +545,8 @@ def evaluate(
     config, run_dir = prepare_config(config, run_dir, log=False)
     check_out_folder(run_dir, RUN_DIR_OPTION)
     ckpt_path = check_ckpt_path(_run_checkpoint(ckpt_path, run_dir), "gan" if gan else "classifier")
+    if stage == "predict":
+        files.check_not_replacing([run_dir / "predictions.csv"], overwrite, RUN_DIR_OPTION)
     trainer, model, datamodule = instantiate(config, gan)
     if stage == "predict":
         from deepchrome.training import PredictionTableWriter

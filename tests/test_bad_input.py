@@ -661,6 +661,15 @@ def test_predict_writes_beside_the_fit_of_its_checkpoint(fitted, tmp_path):
     run_cli("predict", "--config", "linear", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
             "--trainer.default_root_dir", str(tmp_path / "elsewhere"), *FAST)  # fmt: skip
     assert (tmp_path / "elsewhere" / "predictions.csv").is_file()
+    # an existing predictions.csv is not replaced without --overwrite
+    (run / "predictions.csv").write_text("the user's\n")
+    predict = ["predict", "--config", "linear", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), *FAST]
+    message = (f"{run / 'predictions.csv'} already exists (1 file(s) would be replaced): pass --overwrite to "
+               "replace them, or choose another --trainer.default_root_dir")  # fmt: skip
+    assert_refused(run_cli(*predict, check=False), message)
+    assert (run / "predictions.csv").read_text() == "the user's\n"
+    run_cli(*predict, "--overwrite")
+    assert len(pd.read_csv(run / "predictions.csv")) == len(table)
 
 
 def test_explain_into_an_earlier_explain_is_refused_and_overwrite_replaces_only_its_files(fitted, tmp_path):
