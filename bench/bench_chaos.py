@@ -90,10 +90,12 @@ def experiment_config(folder: Path, root: Path, name: str, fail: tuple[Path, lis
 
 
 def worker_environment() -> dict:
-    """Workers use this process's thread count, so their trainings reproduce its results exactly."""
+    """Workers use this process's thread count, so their trainings reproduce its results exactly, and
+    may import this bench's failure-injecting callback (configs import only trusted packages)."""
     import torch
 
-    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONPATH": str(REPO)}
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONPATH": str(REPO),
+            "DEEPCHROME_TRUSTED_MODULES": "bench"}  # fmt: skip
 
 
 def worker_command(config: Path, out: Path, storage: str) -> list[str]:

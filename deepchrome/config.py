@@ -267,8 +267,9 @@ CLASS_PACKAGES = ("torch", "lightning", "torchmetrics", "deepchrome")
 @contextlib.contextmanager
 def restricted_imports():
     """Within the block, a ``class_path`` that jsonargparse would import must come from
-    :data:`CLASS_PACKAGES` or a module already imported: importing a module runs its code, and a
-    config (perhaps from someone else) must not choose what code runs.
+    :data:`CLASS_PACKAGES`, a package named in ``DEEPCHROME_TRUSTED_MODULES`` (comma-separated) or a
+    module already imported: importing a module runs its code, and a config (perhaps from someone
+    else) must not choose what code runs.
 
     Raises
     ------
@@ -281,11 +282,14 @@ def restricted_imports():
     originals = [module.import_object for module in modules]
     original = originals[0]
 
+    # packages of one's own classes (callbacks, networks) that configs may import, by the user's choice
+    trusted = CLASS_PACKAGES + tuple(filter(None, os.environ.get("DEEPCHROME_TRUSTED_MODULES", "").split(",")))
+
     def import_object(name, *args, **kwargs):
         if isinstance(name, str) and "." in name:
             package = name.split(".")[0]
             module_name = name.rsplit(".", 1)[0]
-            if package not in CLASS_PACKAGES and module_name not in sys.modules and name not in sys.modules:
+            if package not in trusted and module_name not in sys.modules and name not in sys.modules:
                 raise DeepChromeError(
                     f"class_path {name!r}: a config may name classes of {', '.join(CLASS_PACKAGES)} (or modules "
                     "already loaded), not import other modules"

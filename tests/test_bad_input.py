@@ -388,7 +388,8 @@ def test_an_interrupted_overwrite_puts_the_finished_run_back(fitted, tmp_path):
 
 
 @pytest.mark.parametrize(("signum", "status", "name"), [(15, 143, "SIGTERM"), (2, 130, "SIGINT")])
-def test_a_fit_stopped_by_a_signal_exits_non_zero_and_says_how_to_resume(tmp_path, signum, status, name):
+def test_a_fit_stopped_by_a_signal_exits_non_zero_and_says_how_to_resume(tmp_path, monkeypatch, signum, status, name):
+    monkeypatch.setenv("DEEPCHROME_TRUSTED_MODULES", "tests")  # the config names tests.callbacks.SendSignal
     run = tmp_path / "run"
     common = ["fit", "--config", "linear", "--trainer.default_root_dir", str(run), *FAST]
     result = run_cli(*common, "--trainer.max_epochs", "4", "--trainer.callbacks+=tests.callbacks.SendSignal",

@@ -253,6 +253,11 @@ def test_failed_job_is_reported_then_completes_on_rerun(simulated, clean, tmp_pa
     other = experiment_config(tmp_path, simulated, "e", epochs=EPOCHS, targets=["S01"])  # job ids mean other jobs
     refused = run_cli("experiment", "--config", str(other), "--out", str(out), check=False)
     assert refused.returncode == 2 and "holds the jobs of another plan" in refused.stderr
+    # the same jobs trained otherwise (another max_epochs) are another plan too: no stale results reused
+    longer = experiment_config(tmp_path, simulated, "e", fail=(marker, ["S02"]), epochs=EPOCHS + 1, targets=TARGETS,
+                               max_attempts=2)  # fmt: skip
+    refused = run_cli("experiment", "--config", str(longer), "--out", str(out), check=False)
+    assert refused.returncode == 2 and "holds the jobs of another plan" in refused.stderr
 
 
 def chaos(storage: str, simulated, clean, tmp_path, name: str) -> None:

@@ -77,8 +77,9 @@ class JobState:
 
 
 def plan_fingerprint(jobs: list[dict]) -> str:
-    """A short hash of the job plan: a study's job ids only mean something for the plan that made them."""
-    return hashlib.sha256(json.dumps(jobs, sort_keys=True).encode()).hexdigest()[:16]
+    """A short hash of the job plan (each job's cells, model and, where given, its training config):
+    a study's job ids and results only mean something for the plan that made them."""
+    return hashlib.sha256(json.dumps(jobs, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _done(trial: FrozenTrial) -> bool:
@@ -163,9 +164,11 @@ class JobTable:
         Record the plan's fingerprint on a study that has none (a new study); ``False`` only reads.
     """
 
-    def __init__(self, study: optuna.Study, jobs: list[dict], max_attempts: int = 3, adopt: bool = True) -> None:
+    def __init__(self, study: optuna.Study, jobs: list[dict], max_attempts: int = 3, adopt: bool = True,
+                 fingerprint: str | None = None) -> None:  # fmt: skip
         self.study = study
         self.jobs = jobs
+        self.fingerprint = fingerprint or plan_fingerprint(jobs)
         self.max_attempts = max_attempts
         self.storage = study._storage  # popping a WAITING trial is a storage operation
         self.distribution = CategoricalDistribution(list(range(len(jobs))))
@@ -179,7 +182,7 @@ class JobTable:
         DeepChromeError
             If the study's jobs were planned from another config.
         """
-        fingerprint = plan_fingerprint(self.jobs)
+        fingerprint = self.fingerprint
         have = self.study.user_attrs.get(PLAN_ATTR)
         if have is None and adopt:
             self.study.set_user_attr(PLAN_ATTR, fingerprint)

@@ -13,7 +13,7 @@ import pandas as pd
 from deepchrome import files
 from deepchrome.errors import DeepChromeError
 from deepchrome.experiments.config import check_engine, load_experiment_config
-from deepchrome.experiments.jobs import DONE, FAILED, PENDING, RUNNING, STATES, JobTable, status_rows
+from deepchrome.experiments.jobs import DONE, FAILED, PENDING, RUNNING, STATES, JobTable, plan_fingerprint, status_rows
 from deepchrome.experiments.plan import cell_correlations, plan_jobs
 from deepchrome.experiments.summary import write_results
 from deepchrome.names import check_name
@@ -182,7 +182,10 @@ def open_job_table(settings: dict, jobs: list[dict], storage_url: str, create: b
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:
             raise DeepChromeError(f"no experiment {name!r} in {storage_url} yet: run it first") from None
-    return JobTable(study, jobs, settings["max_attempts"], adopt=create)
+    # each job's whole training config is part of the plan: a changed override (max_epochs, lr) must not
+    # reuse results trained under the old one
+    fingerprint = plan_fingerprint([{**job, "config": job_config(job, settings)} for job in jobs])
+    return JobTable(study, jobs, settings["max_attempts"], adopt=create, fingerprint=fingerprint)
 
 
 def experiment_status(
