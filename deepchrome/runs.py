@@ -178,10 +178,13 @@ def check_values(model, datamodule) -> None:
     """
     import torch
 
-    for name, least in (("batch_size", 1), ("eval_batch_size", 1), ("num_workers", 0)):
+    # upper bounds: beyond 2**31 a batch is no longer a batch (and Python's islice refuses > sys.maxsize)
+    for name, least, most in (("batch_size", 1, 2**31), ("eval_batch_size", 1, 2**31), ("num_workers", 0, 1024)):
         value = getattr(datamodule, name, None)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise DeepChromeError(f"data.{name} {value!r}: must be a whole number >= {least}")
+        if value is not None and value > most:
+            raise DeepChromeError(f"data.{name} {value!r}: must be at most {most}")
     optimizer_factory = getattr(model, "optimizer_factory", None)
     if callable(optimizer_factory):
         try:

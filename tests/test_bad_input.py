@@ -107,6 +107,8 @@ CASES = [
           "{binary}: cannot read (UnicodeDecodeError"),
     _case("fit-batch-size-0", FIT + " --data.batch_size 0 --trainer.default_root_dir {out}/run",
           "data.batch_size 0: must be a whole number >= 1"),
+    _case("fit-batch-size-huge", FIT + " --data.batch_size 99999999999999999999 --trainer.default_root_dir {out}/run",
+          "data.batch_size 99999999999999999999: must be at most 2147483648"),
     _case("fit-negative-lr", FIT + " --model.optimizer.init_args.lr -1 --trainer.default_root_dir {out}/run",
           "model.optimizer: Invalid learning rate: -1.0 (fix --model.optimizer.init_args)"),
     _case("fit-zero-channels", "fit --config deepchrome --model.net.init_args.channels 0 "
