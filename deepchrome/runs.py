@@ -27,6 +27,7 @@ import copy
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -330,7 +331,19 @@ def train(
         if trainer.is_global_zero:
             files.write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         trainer.callbacks.extend([ThreadsCallback(threads), *callbacks])
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except MisconfigurationException as exc:
+            if "You restored a checkpoint with current_epoch" not in str(exc):
+                raise
+            # resuming a run that already trained past the configured max_epochs: a user choice to fix
+            epoch = re.search(r"current_epoch=(\d+)", str(exc))
+            raise DeepChromeError(
+                f"{ckpt_path}: the checkpoint is at epoch {epoch.group(1) if epoch else '?'}, beyond "
+                f"trainer.max_epochs {trainer.max_epochs}: pass a larger --trainer.max_epochs to train on"
+            ) from None
         if gan:
             from deepchrome.gan.evaluation import gan_summary
 

@@ -710,3 +710,14 @@ def test_an_interrupted_sweep_exits_with_the_signal_status(tmp_path, monkeypatch
     assert result.stderr.strip().splitlines() == [
         f"deepchrome: interrupted ({name}); the running trial is marked failed; the same command continues the sweep"
     ]
+
+
+def test_resuming_past_max_epochs_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    common = ["fit", "--config", "linear", "--trainer.default_root_dir", str(run), *FAST]
+    run_cli(*common, "--trainer.max_epochs", "4")
+    before = snapshot(run)
+    refused = run_cli(*common, "--trainer.max_epochs", "1", "--ckpt_path", "last", check=False)
+    assert_refused(refused, "last: the checkpoint is at epoch 3, beyond trainer.max_epochs 1: pass a larger "
+                   "--trainer.max_epochs to train on")  # fmt: skip
+    assert snapshot(run) == before
