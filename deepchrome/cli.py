@@ -242,6 +242,9 @@ def _run_training_command(argv: list[str], gan: bool = False, verbosity: int = 0
         trainer.update(enable_progress_bar=False, enable_model_summary=False)
     elif trainer.get("enable_progress_bar") is None and not sys.stderr.isatty():
         trainer["enable_progress_bar"] = False  # bars redrawn into a log file are noise; a config may still ask
+    if verbosity == 0 and not any(arg.split("=")[0] == "--trainer.enable_model_summary" for arg in argv):
+        # the 15-line layer table is for -v (or asked for by name); the run's own line gives the parameters
+        trainer["enable_model_summary"] = False
     if subcommand != "fit":
         # a checkpoint of a run folder: predictions.csv goes beside that run, unless the command names a folder
         named = any(arg.split("=")[0] == "--trainer.default_root_dir" for arg in argv)
