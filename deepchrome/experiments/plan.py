@@ -418,3 +418,13 @@ def plan_experiment(
                          "train_samples": int(used.train_samples.sum()),
                          "seconds": float(used.seconds.sum())})  # fmt: skip
     return ExperimentPlan(table, pd.DataFrame(families), speeds, rules, skipped)
+
+
+def job_config(job: dict, settings: dict) -> dict:
+    """The training config of one job: its model's config with the job's cells and fraction."""
+    config = copy.deepcopy(settings["models"][job["model"]])
+    data = config.setdefault("data", {})
+    data.update(train_cells=job["train_cells"], val_cells=job["val_cells"], test_cells=job["test_cells"],
+                train_fraction=job["train_fraction"])  # fmt: skip
+    config.setdefault("trainer", {}).update(enable_progress_bar=False, enable_model_summary=False)
+    return config

@@ -14,21 +14,11 @@ from deepchrome import files
 from deepchrome.errors import DeepChromeError
 from deepchrome.experiments.config import check_engine, load_experiment_config
 from deepchrome.experiments.jobs import DONE, FAILED, PENDING, RUNNING, STATES, JobTable, plan_fingerprint, status_rows
-from deepchrome.experiments.plan import cell_correlations, plan_jobs
+from deepchrome.experiments.plan import cell_correlations, job_config, plan_jobs
 from deepchrome.experiments.summary import write_results
 from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
-
-
-def job_config(job: dict, settings: dict) -> dict:
-    """The training config of one job: its model's config with the job's cells and fraction."""
-    config = copy.deepcopy(settings["models"][job["model"]])
-    data = config.setdefault("data", {})
-    data.update(train_cells=job["train_cells"], val_cells=job["val_cells"], test_cells=job["test_cells"],
-                train_fraction=job["train_fraction"])  # fmt: skip
-    config.setdefault("trainer", {}).update(enable_progress_bar=False, enable_model_summary=False)
-    return config
 
 
 def run_job(job: dict, settings: dict, run_dir: Path) -> dict:

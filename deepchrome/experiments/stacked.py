@@ -807,7 +807,7 @@ def work_stacked(
                 continue
 
             def work(job_ids: list[int], numbers: list[int], model=model) -> list[dict | Exception]:
-                from deepchrome.experiments.run import job_config
+                from deepchrome.experiments.plan import job_config
 
                 configs = [job_config(jobs[j], settings) for j in job_ids]
                 dirs = [out / "jobs" / f"{j:04d}-{n}" for j, n in zip(job_ids, numbers, strict=True)]
