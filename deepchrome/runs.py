@@ -323,6 +323,8 @@ def train(
         check_run_folder(run_dir, ckpt_path, overwrite)
     ckpt_path = check_ckpt_path(ckpt_path, "gan" if gan else "classifier")
     trainer, model, datamodule = instantiate(config, gan)
+    if trainer.max_epochs == 0:  # Lightning would train nothing and write a "finished" run scored on nothing
+        raise DeepChromeError("trainer.max_epochs 0: must be >= 1 (or -1: no limit, with trainer.max_time)")
     from deepchrome.training import RunLogger
 
     if ckpt_path is not None and isinstance(trainer.logger, RunLogger):

@@ -107,6 +107,8 @@ CASES = [
           "{binary}: cannot read (UnicodeDecodeError"),
     _case("fit-batch-size-0", FIT + " --data.batch_size 0 --trainer.default_root_dir {out}/run",
           "data.batch_size 0: must be a whole number >= 1"),
+    _case("fit-max-epochs-0", FIT + " --trainer.max_epochs 0 --trainer.default_root_dir {out}/run",
+          "trainer.max_epochs 0: must be >= 1 (or -1: no limit, with trainer.max_time)"),
     _case("fit-batch-size-huge", FIT + " --data.batch_size 99999999999999999999 --trainer.default_root_dir {out}/run",
           "data.batch_size 99999999999999999999: must be at most 2147483648"),
     _case("fit-negative-lr", FIT + " --model.optimizer.init_args.lr -1 --trainer.default_root_dir {out}/run",

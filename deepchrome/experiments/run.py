@@ -162,6 +162,7 @@ def open_job_table(settings: dict, jobs: list[dict], storage_url: str, create: b
     storage = make_storage(storage_url, heartbeat_interval=settings["heartbeat_interval"],
                            grace_period=settings["grace_period"], retry=False)  # fmt: skip
     name = settings["study_name"]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created..." is not news
     if create:
         study = retry_while_racing(lambda: optuna.create_study(
             study_name=name, storage=storage, direction="maximize", load_if_exists=True,
