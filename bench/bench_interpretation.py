@@ -154,7 +154,7 @@ def check_gan(workdir: Path, classifier_checkpoint: str, planted: list[set], min
     # a run stopped before its first validation has no best checkpoint: its last weights, as the report does
     checkpoint = gan.best_checkpoint or str(workdir / "gan" / "checkpoints" / "last.ckpt")
     visualize(checkpoint, classifier_checkpoint, workdir / "data", ["S01"], workdir / "gan_visualize",
-              samples=samples, bootstrap=bootstrap, seed=seed, permutations=permutations)  # fmt: skip
+              samples=samples, bootstrap=bootstrap, seed=seed, permutations=permutations, overwrite=True)  # fmt: skip
     table = pd.read_csv(workdir / "gan_visualize" / "interactions.csv")
     table["planted"] = [{a, b} in planted for a, b in zip(table.mark_a, table.mark_b, strict=True)]
     best = table[table.planted].iloc[0]

@@ -197,10 +197,11 @@ class Classifier:
         return predict_probabilities(self.net, signals, self.transform, batch_size)
 
     def _check_counts(self, signals: np.ndarray, data) -> None:
-        """Refuse signals that are not read counts (NaN, infinite or negative), naming the first one."""
+        """Refuse signals that are not read counts (NaN, infinite, negative or above int32), naming the first."""
         if not np.issubdtype(signals.dtype, np.number) or np.issubdtype(signals.dtype, np.complexfloating):
             raise DeepChromeError(f"data: expected numbers (read counts), got an array of {signals.dtype}")
-        bad = ~np.isfinite(signals) | (signals < 0)
+        # the release stores counts as int32 (its reader refuses more); beyond float32 they become inf
+        bad = ~np.isfinite(signals) | (signals < 0) | (signals > np.iinfo(np.int32).max)
         if bad.any():
             gene, mark, position = (int(i) for i in np.argwhere(bad)[0])
             ids = getattr(data, "gene_ids", None)

@@ -582,6 +582,7 @@ def _gan(argv: list[str], verbosity: int = 0) -> None:
     visualize.add_argument("--permutations", type=_whole(1), default=200,
                            help="sign-flip permutations for the interactions' null (default 200)")  # fmt: skip
     visualize.add_argument("--seed", type=_whole(0), default=0)
+    visualize.add_argument("--overwrite", action="store_true", help="replace an earlier visualize's files in --out")
     args = parser.parse_args(argv)
     if args.action == "sample":
         from deepchrome.gan.visualize import sample_release
@@ -592,7 +593,8 @@ def _gan(argv: list[str], verbosity: int = 0) -> None:
         from deepchrome.gan.visualize import visualize
 
         summary = visualize(args.gan, args.classifier, args.root, args.cells, args.out, samples=args.samples,
-                            bootstrap=args.bootstrap, seed=args.seed, permutations=args.permutations)  # fmt: skip
+                            bootstrap=args.bootstrap, seed=args.seed, permutations=args.permutations,
+                            overwrite=args.overwrite)  # fmt: skip
         top = summary["interactions"][0]
         print(f"strongest interaction: {top['mark_a']} x {top['mark_b']} {top['interaction']:.3f} log-odds "
               f"(95% CI {top['ci_low']:.3f}-{top['ci_high']:.3f}; null q95 {top['null_q95']:.3f})")  # fmt: skip

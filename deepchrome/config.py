@@ -303,3 +303,15 @@ def restricted_imports():
     finally:
         for module, saved in zip(modules, originals, strict=True):
             module.import_object = saved
+
+
+def check_whole_number(option: str, value, least: int, most: int | None = None) -> int:
+    """``value`` if it is a whole number in [least, most], else a one-line DeepChromeError naming ``option``
+    (an upper bound keeps numbers that no C integer holds, or no run finishes, out of torch and numpy)."""
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
+    if most is not None and value > most:
+        raise DeepChromeError(f"{option} {value!r}: must be at most {most}")
+    return int(value)

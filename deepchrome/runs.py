@@ -325,6 +325,8 @@ def train(
     trainer, model, datamodule = instantiate(config, gan)
     if trainer.max_epochs == 0:  # Lightning would train nothing and write a "finished" run scored on nothing
         raise DeepChromeError("trainer.max_epochs 0: must be >= 1 (or -1: no limit, with trainer.max_time)")
+    if ckpt_path is not None and trainer.max_epochs not in (None, -1):
+        _check_epochs_left(_run_checkpoint(ckpt_path, run_dir), ckpt_path, trainer.max_epochs)
     from deepchrome.training import RunLogger
 
     if ckpt_path is not None and isinstance(trainer.logger, RunLogger):
@@ -593,6 +595,19 @@ def checkpoint_run_dir(ckpt_path: str | os.PathLike | None) -> Path | None:
     if path.parent.name == "checkpoints" and any((run / name).is_file() for name in ("config.yaml", "metrics.json")):
         return run
     return None
+
+
+def _check_epochs_left(path: str | os.PathLike, given, max_epochs: int) -> None:
+    """Refuse to resume a checkpoint that has already trained ``max_epochs`` epochs: Lightning would
+    train nothing (or fail) and the run folder's files would be rewritten as if it had."""
+    from deepchrome.checkpoints import read_checkpoint
+
+    epoch = read_checkpoint(path).get("epoch")
+    if isinstance(epoch, int) and epoch + 1 >= max_epochs:
+        raise DeepChromeError(
+            f"{given}: the checkpoint has trained {epoch + 1} epoch(s), trainer.max_epochs is {max_epochs}: pass a "
+            "larger --trainer.max_epochs to train on"
+        )
 
 
 def _run_checkpoint(ckpt_path: str | os.PathLike | None, run_dir: Path) -> str | os.PathLike | None:

@@ -109,6 +109,8 @@ def check_threads(value, where: str = "threads") -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise DeepChromeError(f"{where} {value!r}: must be a whole number >= 1 (or null: one per core per worker)")
+    if value > 1024:  # torch takes a C int; more threads than that is no machine's core count
+        raise DeepChromeError(f"{where} {value!r}: must be at most 1024")
     return value
 
 

@@ -139,6 +139,9 @@ def test_predict_refuses_values_that_are_not_read_counts(api_run):
         array = crafted.select_marks(clf.marks).signals
         with pytest.raises(DeepChromeError, match=re.escape(f"data: gene (row) 5, mark H3K4me1, bin 7: {shown}")):
             clf.predict(array)
+    # finite, but beyond what the release stores (int32) and float32 holds: it became inf, then nan
+    with pytest.raises(DeepChromeError, match=r"bin 0: 1e\+308 is not a read count"):
+        clf.predict(np.full((2, 5, 100), 1e308))
 
 
 @pytest.mark.parametrize(

@@ -267,6 +267,16 @@ CASES = [
           "--out {out} --window 100000000000", "--window 100000000000 needs about 745.1 TB of memory"),
     _case("gan-sample-cell-escapes", "gan sample --checkpoint {gan} --out {out} --n 3 --cell ../victim",
           "--cell '../victim': a cell name must be a plain name"),
+    _case("gan-visualize-seed-huge", VISUALIZE + " --gan {gan} --classifier {ckpt} --out {out}/v "
+          "--seed 99999999999999999999", "--seed 99999999999999999999: must be at most 4294967295"),
+    _case("gan-visualize-bootstrap-huge", VISUALIZE + " --gan {gan} --classifier {ckpt} --out {out}/v "
+          "--bootstrap 99999999999999999999", "--bootstrap 99999999999999999999: must be at most 100000"),
+    _case("gan-sample-seed-huge", "gan sample --checkpoint {gan} --out {out} --n 3 --seed 99999999999999999999",
+          "--seed 99999999999999999999: must be at most 4294967295"),
+    _case("explain-steps-huge", "explain --root {example} --cells S01 --checkpoint {ckpt} --out {out} "
+          "--n-steps 99999999999999999999", "--n-steps 99999999999999999999: must be at most 100000"),
+    _case("fit-threads-huge", FIT + " --threads 99999999999999999999 --trainer.default_root_dir {out}/run",
+          "99999999999999999999: must be at most 1024"),
     _case("gan-visualize-missing-gan", VISUALIZE + " --gan {missing}.ckpt --classifier {ckpt} --out {out}/v",
           "checkpoint {missing}.ckpt not found"),
     _case("gan-visualize-malformed-classifier", VISUALIZE + " --gan {gan} --classifier {binary} --out {out}/v",
@@ -719,7 +729,27 @@ def test_resuming_past_max_epochs_is_one_line(tmp_path):
     common = ["fit", "--config", "linear", "--trainer.default_root_dir", str(run), *FAST]
     run_cli(*common, "--trainer.max_epochs", "4")
     before = snapshot(run)
-    refused = run_cli(*common, "--trainer.max_epochs", "1", "--ckpt_path", "last", check=False)
-    assert_refused(refused, "last: the checkpoint is at epoch 3, beyond trainer.max_epochs 1: pass a larger "
-                   "--trainer.max_epochs to train on")  # fmt: skip
-    assert snapshot(run) == before
+    for epochs in ("1", "4"):  # fewer epochs than trained, and exactly as many (nothing left to train)
+        refused = run_cli(*common, "--trainer.max_epochs", epochs, "--ckpt_path", "last", check=False)
+        assert_refused(refused, f"last: the checkpoint has trained 4 epoch(s), trainer.max_epochs is {epochs}: pass "
+                       "a larger --trainer.max_epochs to train on")  # fmt: skip
+        assert snapshot(run) == before
+    run_cli(*common, "--trainer.max_epochs", "5", "--ckpt_path", "last")  # one more epoch: resumes
+
+
+def test_gan_visualize_does_not_replace_files_without_overwrite(fitted, gan_checkpoint, tmp_path):
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "profiles.csv").write_text("the user's\n")
+    (out / "notes.txt").write_text("also the user's\n")
+    command = ["gan", "visualize", "--gan", str(gan_checkpoint), "--classifier", str(fitted / "checkpoints" /
+               "last.ckpt"), "--root", str(EXAMPLE), "--cells", "S01", "--samples", "4", "--bootstrap", "2",
+               "--permutations", "2", "--out", str(out)]  # fmt: skip
+    before = snapshot(out)
+    assert_refused(run_cli(*command, check=False), f"{out / 'profiles.csv'} already exists (1 file(s) would be "
+                   "replaced): pass --overwrite to replace them, or choose another --out")  # fmt: skip
+    assert snapshot(out) == before
+    run_cli(*command, "--overwrite")
+    assert (out / "profiles.csv").read_text() != "the user's\n" and (out / "visualize.json").is_file()
+    assert (out / "notes.txt").read_text() == "also the user's\n"
+    assert_refused(run_cli(*command, check=False), "already exists")  # an earlier visualize's files too

@@ -22,15 +22,20 @@ import torch
 
 from deepchrome import files
 from deepchrome.checkpoints import load_classifier
+from deepchrome.config import check_whole_number
 from deepchrome.data.inputs import concatenate, load_cells, model_input
 from deepchrome.data.signals import HistoneSignals
-from deepchrome.errors import DeepChromeError
 from deepchrome.gan.checkpoint import check_compatible, condition_cell, gan_transform, load_gan
 from deepchrome.gan.generation import generate
 from deepchrome.gan.models import observe
 from deepchrome.gan.quality import PROMOTER
 from deepchrome.interpret.figures import plt, save_figure
 
+#: The names (without suffix) of the files :func:`visualize` writes.
+VISUALIZE_OUTPUTS = ("visualize", "interactions", "profiles", "prototypes", "combinatorial_map")
+
+#: Largest seed: numpy's and torch's generators take 32-bit-safe seeds.
+SEED_MAX = 2**32 - 1
 
 def sample_release(
     checkpoint: str | os.PathLike,
@@ -60,9 +65,8 @@ def sample_release(
     from deepchrome.names import check_name
 
     check_name(cell, "--cell", "cell name")
-    for option, value, least in (("--n", n_per_class, 1), ("--seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-            raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
+    check_whole_number("--n", n_per_class, 1)
+    check_whole_number("--seed", seed, 0, SEED_MAX)
     check_out_folder(out)
     check_not_replacing([Path(out) / cell / "classification" / f"{split}.csv" for split in SPLITS], overwrite)
     generator, meta = load_gan(checkpoint)
@@ -428,7 +432,8 @@ def prototype_region_levels(prototypes: dict, marks, regions: list | None = None
 
 
 def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out, samples: int = 512,
-              bootstrap: int = 50, seed: int = 0, levels: int = 5, permutations: int = 200) -> dict:  # fmt: skip
+              bootstrap: int = 50, seed: int = 0, levels: int = 5, permutations: int = 200,
+              overwrite: bool = False) -> dict:  # fmt: skip
     """All GAN visualizations for one GAN + classifier pair; returns the ranked interactions.
 
     Written to a temporary folder inside ``out`` and moved in at the end: a failure leaves ``out``
@@ -442,11 +447,13 @@ def visualize(gan_checkpoint, classifier_checkpoint, root, cells: list[str], out
     """
     from deepchrome.files import check_out_folder, staged_output
 
-    for option, value, least in (("--samples", samples, 1), ("--bootstrap", bootstrap, 1), ("levels", levels, 2),
-                                  ("--seed", seed, 0), ("--permutations", permutations, 1)):  # fmt: skip
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-            raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
+    for option, value, least, most in (("--samples", samples, 1, None), ("--bootstrap", bootstrap, 1, 100_000),
+                                        ("levels", levels, 2, 100), ("--seed", seed, 0, SEED_MAX),
+                                        ("--permutations", permutations, 1, 100_000)):  # fmt: skip
+        check_whole_number(option, value, least, most)
     final = check_out_folder(out)
+    # an earlier visualize's files (or the user's under the same names) are replaced only when asked
+    files.check_not_replacing(sorted(p for p in final.glob("*") if p.stem in VISUALIZE_OUTPUTS), overwrite)
     generator, meta = load_gan(gan_checkpoint)
     files.check_memory(samples * meta["n_marks"] * meta["n_bins"] * 4 * 4 * levels, f"--samples {samples}")
     classifier, classifier_meta = load_classifier(classifier_checkpoint)

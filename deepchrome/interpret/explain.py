@@ -14,6 +14,7 @@ import torch
 from deepchrome import files
 from deepchrome.api import Classifier
 from deepchrome.checkpoints import load_classifier
+from deepchrome.config import check_whole_number
 from deepchrome.data.inputs import check_cells, concatenate, load_cells, model_input
 from deepchrome.errors import DeepChromeError
 from deepchrome.interpret.attributions import (
@@ -73,9 +74,8 @@ def explain(
 
     if method not in METHODS:
         raise DeepChromeError(f"unknown attribution method {method!r} (available: {', '.join(METHODS)})")
-    for option, value, least in (("--n-steps", n_steps, 1), ("--gene-figures", gene_figures, 0)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-            raise DeepChromeError(f"{option} {value!r}: must be a whole number >= {least}")
+    check_whole_number("--n-steps", n_steps, 1, 100_000)
+    check_whole_number("--gene-figures", gene_figures, 0, 100_000)
     out = check_out_folder(out)
     earlier = earlier_outputs(out)
     if earlier and not overwrite:

@@ -392,7 +392,7 @@ def run_report(
     cnn_checkpoint = cnn_checkpoints[cells[0]]
     step = timed_step("GAN figures", lambda: visualize(best_gan, cnn_checkpoint, root, [cells[0]], out / "gan",
                                                        samples=32 if fast else 512,
-                                                       bootstrap=5 if fast else 50))  # fmt: skip
+                                                       bootstrap=5 if fast else 50, overwrite=True))  # fmt: skip
     steps.append(step)
     gan_summary = step.value
     progress.update(1)
