@@ -40,7 +40,7 @@ import yaml
 
 from deepchrome import files
 from deepchrome.checkpoints import LIGHTNING_CKPT_ALIASES, check_ckpt_path
-from deepchrome.config import resolve_input_paths
+from deepchrome.config import check_whole_number, resolve_input_paths
 from deepchrome.errors import DeepChromeError, Interrupted
 from deepchrome.files import check_out_folder
 
@@ -182,10 +182,8 @@ def check_values(model, datamodule) -> None:
     # upper bounds: beyond 2**31 a batch is no longer a batch (and Python's islice refuses > sys.maxsize)
     for name, least, most in (("batch_size", 1, 2**31), ("eval_batch_size", 1, 2**31), ("num_workers", 0, 1024)):
         value = getattr(datamodule, name, None)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            raise DeepChromeError(f"data.{name} {value!r}: must be a whole number >= {least}")
-        if value is not None and value > most:
-            raise DeepChromeError(f"data.{name} {value!r}: must be at most {most}")
+        if value is not None:
+            check_whole_number(f"data.{name}", value, least, most)
     optimizer_factory = getattr(model, "optimizer_factory", None)
     if callable(optimizer_factory):
         try:
