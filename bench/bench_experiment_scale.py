@@ -13,6 +13,8 @@
 Peak resident memory per worker is reported for every run (target: 2 GB).
 
 Run: python bench/bench_experiment_scale.py [--epochs 3] [--subset 8]
+     python bench/bench_experiment_scale.py --plan-only   # step 4 alone (minutes): the full grid's plan
+     for the paper's CNN and for the linear model (configs/linear.yaml), both with early stopping
 """
 
 from __future__ import annotations
@@ -102,6 +104,28 @@ def config_file(path: Path, root: Path, targets: list[str], epochs: int) -> Path
     return path
 
 
+def grid_plan_config(path: Path, root: Path, targets: list[str], model: str) -> Path:
+    """An experiment config over every family for ``targets`` with one model's config as shipped."""
+    path.write_text(yaml.safe_dump({
+        "root": str(root), "models": {model: str(REPO / "configs" / f"{model}.yaml")},
+        "overrides": {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False},
+        "targets": targets, "study_name": path.stem,
+    }))  # fmt: skip
+    return path
+
+
+def plan_only(args) -> None:
+    """Print the plan of the full grid (every family, every target) for the paper's CNN and the linear model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        root, cells, env, simulate_seconds = simulated_release(tmp, args.cells, args.genes)
+        print(f"{len(cells)} cells x {args.genes:,} genes (simulated + cached in {simulate_seconds:.0f} s), "
+              f"{os.cpu_count()} cores; nothing trained, throughput measured by each plan")  # fmt: skip
+        for model in ("deepchrome", "linear"):
+            text = plan(grid_plan_config(tmp / f"grid_{model}.yaml", root, cells, model), env)
+            print(f"\nplan of the full grid, every family, configs/{model}.yaml:\n{text}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -110,7 +134,11 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=8)
     parser.add_argument("--cells", type=int, default=56)
     parser.add_argument("--genes", type=int, default=19_802)
+    parser.add_argument("--plan-only", action="store_true", help="only plan the full grid (CNN and linear)")
     args = parser.parse_args()
+    if args.plan_only:
+        plan_only(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         root, cells, env, simulate_seconds = simulated_release(tmp, args.cells, args.genes)

@@ -104,9 +104,7 @@ def check_seed(seed: int, workdir: str | Path, genes: int = 3000, epochs: int = 
         planted_set = set(range(first, last + 1))
         result["region_iou"][m] = len(found & planted_set) / len(found | planted_set)
     # mostly inside (>= 60 %) and at least 1.5x what a flat profile would put there (whole window: 100 %)
-    result["regions_pass"] = all(
-        result["in_region"][m] >= min(0.6, 1.5 * result["share"][m]) for m in planted_bins
-    )
+    result["regions_pass"] = all(result["in_region"][m] >= min(0.6, 1.5 * result["share"][m]) for m in planted_bins)
     result["prototype_shift"], result["prototypes_pass"] = {}, None
     if prototypes:
         scale = x.amax(dim=(0, 2))
@@ -174,8 +172,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="classifier epochs at most (default 30)")
     parser.add_argument("--samples", type=int, default=300, help="test genes the map and attributions use")
     parser.add_argument("--config", default="deepchrome_fast", help="classifier config (default deepchrome_fast)")
-    parser.add_argument("--gan", action="store_true",
-                        help="also train a GAN per seed and draw the map on its samples (deepchrome gan visualize)")
+    parser.add_argument(
+        "--gan",
+        action="store_true",
+        help="also train a GAN per seed and draw the map on its samples (deepchrome gan visualize)",
+    )
     parser.add_argument("--gan-minutes", type=float, default=1.5, help="GAN training time per seed (default 1.5)")
     args = parser.parse_args()
     if args.gan_minutes <= 0:
