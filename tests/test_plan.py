@@ -77,3 +77,16 @@ def test_cli_plan_measures_and_prints(simulated, tmp_path):
     result = run_cli("experiment", "--config", str(config), "--plan", "--out", str(tmp_path / "out"))
     assert "training samples/s" in result.stdout and "distinct trainings" in result.stdout
     assert not (tmp_path / "out").exists()  # nothing run, nothing written
+
+
+def test_throughput_times_validation_even_when_no_epoch_ends(simulated):
+    """A training cell larger than the timed batches never reaches a validation epoch: evaluation
+    is timed on its own (forward only, large batches), not copied from the training rate."""
+    from deepchrome.config import load_config
+    from deepchrome.experiments.plan import measure_throughput
+
+    config = load_config("deepchrome")
+    config["data"]["root"] = str(simulated)
+    config["data"]["batch_size"] = 4  # 35 batches of 4 stay inside one epoch of the 200 training genes
+    measured = measure_throughput(config, ["S01"], threads=1)
+    assert measured.eval > 2 * measured.train  # forward only, batches of 1,024 vs a training step at 8

@@ -311,38 +311,51 @@ def measure_throughput(model_config: dict, train_cells: list[str], batches: int 
     class Timer(pl.Callback):
         def __init__(self) -> None:
             self.train: list[tuple[float, int, int]] = []  # (end time, samples, batch index in its epoch)
-            self.eval: list[tuple[float, int]] = []  # (seconds, samples)
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
             self.train.append((time.perf_counter(), len(batch[1]), batch_idx))
-
-        def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0) -> None:
-            self.eval_start = time.perf_counter()
-
-        def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-            self.eval.append((time.perf_counter() - self.eval_start, len(batch[1])))
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="deepchrome-plan-") as scratch:
         config, _ = prepare_config(copy.deepcopy(model_config), scratch, log=False)
         config["data"].update(train_cells=list(train_cells), val_cells=list(train_cells), test_cells=list(train_cells))
-        # small training sets take several epochs to reach the batches wanted; each validates 2 batches
-        config["trainer"].update(max_epochs=-1, max_steps=warmup + batches, limit_val_batches=2,
+        # small training sets take several epochs to reach the batches wanted; validation is timed below
+        config["trainer"].update(max_epochs=-1, max_steps=warmup + batches, limit_val_batches=0,
                                  num_sanity_val_steps=0, callbacks=[], enable_checkpointing=False,
                                  enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
         trainer, model, datamodule = instantiate(config)
         timer = Timer()
         trainer.callbacks.extend([ThreadsCallback(threads), timer])
         trainer.fit(model, datamodule=datamodule)
+        eval_rate = _evaluation_rate(model.net, datamodule)
     # a batch's time: from the previous batch's end in the same epoch (data, step and loop overhead)
     steps = [(end - timer.train[i - 1][0], n) for i, (end, n, index) in enumerate(timer.train)
              if i >= max(1, warmup) and index > 0]  # fmt: skip
     if not steps:
         raise DeepChromeError(f"throughput: too few training batches in {', '.join(train_cells)} to time")
     train_rate = sum(n for _, n in steps) / sum(t for t, _ in steps)
-    eval_rate = sum(n for _, n in timer.eval) / sum(t for t, _ in timer.eval) if timer.eval else train_rate
     setup = timer.train[0][0] - start - steps[0][0]
     return Throughput(train=train_rate, eval=eval_rate, setup=max(0.0, setup))
+
+
+def _evaluation_rate(net, datamodule, batches: int = 2) -> float:
+    """Genes per second that validation scores: ``batches`` evaluation batches of the validation
+    split (after one not timed), forward only under inference mode, as the fit validates.
+
+    Timed directly rather than through a validation epoch: with a large training cell, the few
+    training batches the throughput takes end before the first epoch (and its validation) would.
+    """
+    import time
+
+    from deepchrome.training import predict_probabilities
+
+    signals = datamodule.data["val"].signals
+    size = datamodule.eval_batch_size
+    predict_probabilities(net, signals[:size], datamodule.transform, size)  # warm-up
+    timed = signals[: batches * size]
+    start = time.perf_counter()
+    predict_probabilities(net, timed, datamodule.transform, size)
+    return len(timed) / max(time.perf_counter() - start, 1e-9)
 
 
 def plan_experiment(
