@@ -106,9 +106,44 @@ class _ArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self._given: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)  # for error(): argparse does not pass them
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):
+        if message.startswith("the following arguments are required"):
+            # argparse checks required options before unknown ones: a typo (--ou) would read as --out missing
+            unknown = self.unknown_options(self._given)
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)}"
         raise DeepChromeError(f"{message} (see `{self.prog} --help`)")
+
+    def unknown_options(self, args: list[str]) -> list[str]:
+        """The options in ``args`` (``--ou``, ``--ou=x``) that this parser does not define.
+
+        Parameters
+        ----------
+        args
+            The command line this parser was given.
+
+        Returns
+        -------
+        list of str
+            The unknown option words as given, in order; ``[]`` for a parser with subcommands
+            (their options are not this parser's to judge).
+        """
+        if any(isinstance(action, argparse._SubParsersAction) for action in self._actions):
+            return []
+        return [
+            arg
+            for arg in args
+            if arg.startswith("-")
+            and arg not in ("-", "--")
+            and not self._negative_number_matcher.match(arg)
+            and arg.split("=", 1)[0] not in self._option_string_actions
+        ]
 
 
 def _whole(least: int):

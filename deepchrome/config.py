@@ -52,7 +52,8 @@ def config_path(source: str | os.PathLike) -> Path:
     Raises
     ------
     DeepChromeError
-        If neither exists (the message lists the packaged names).
+        If neither exists (the message lists the packaged names), or ``source`` is a folder, a
+        device (``/dev/null``) or a pipe rather than a regular file.
     """
     path = Path(source)
     if path.is_file():
@@ -61,9 +62,11 @@ def config_path(source: str | os.PathLike) -> Path:
     packaged = CONFIG_DIR / f"{name}.yaml"
     if packaged.is_file():
         return packaged
-    raise DeepChromeError(
-        f"config {source} not found: not a file, nor a packaged config ({', '.join(packaged_configs())})"
-    )
+    names = ", ".join(packaged_configs())
+    if path.exists():
+        kind = "is a folder" if path.is_dir() else "is not a regular file (a device or a pipe: no settings to read)"
+        raise DeepChromeError(f"config {source}: {kind}; give a YAML file or a packaged config ({names})")
+    raise DeepChromeError(f"config {source} not found: not a file, nor a packaged config ({names})")
 
 
 def read_yaml(path: Path) -> dict:
@@ -264,6 +267,18 @@ def set_path(config: dict, dotted: str, value) -> None:
 CLASS_PACKAGES = ("torch", "lightning", "torchmetrics", "deepchrome")
 
 
+def trusted_packages() -> tuple[str, ...]:
+    """The packages a config's ``class_path`` may import: :data:`CLASS_PACKAGES` and those named in
+    ``DEEPCHROME_TRUSTED_MODULES`` (comma-separated; one's own callbacks and networks, by the user's choice).
+
+    Returns
+    -------
+    tuple of str
+        Top-level package names.
+    """
+    return CLASS_PACKAGES + tuple(filter(None, os.environ.get("DEEPCHROME_TRUSTED_MODULES", "").split(",")))
+
+
 @contextlib.contextmanager
 def restricted_imports():
     """Within the block, a ``class_path`` that jsonargparse would import must come from
@@ -282,8 +297,7 @@ def restricted_imports():
     originals = [module.import_object for module in modules]
     original = originals[0]
 
-    # packages of one's own classes (callbacks, networks) that configs may import, by the user's choice
-    trusted = CLASS_PACKAGES + tuple(filter(None, os.environ.get("DEEPCHROME_TRUSTED_MODULES", "").split(",")))
+    trusted = trusted_packages()
 
     def import_object(name, *args, **kwargs):
         if isinstance(name, str) and "." in name:

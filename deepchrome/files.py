@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -56,14 +57,42 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, data, indent: int = 2) -> Path:
-    """Write ``data`` as JSON atomically (numpy scalars and other numbers as floats); returns the path."""
-    return write_text(path, json.dumps(data, indent=indent, default=_plain) + "\n")
+    """Write ``data`` as strict JSON atomically; returns the path.
+
+    Numpy scalars and tensors of one element are written as plain numbers, paths as strings, and
+    non-finite floats (NaN, infinity: an undefined metric) as ``null``, since strict JSON parsers
+    reject ``NaN``; readers must accept ``null`` wherever a number may be undefined.
+    """
+    text = json.dumps(_finite(data), indent=indent, default=_plain, allow_nan=False)
+    return write_text(path, text + "\n")
+
+
+def _finite(value):
+    """``value`` with every non-finite float in it (in dicts, lists, tuples) replaced by ``None``.
+
+    Parameters
+    ----------
+    value
+        What :func:`write_json` is given.
+
+    Returns
+    -------
+    object
+        The same structure (tuples become lists), with NaN and infinities as ``None``.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _plain(value):
     # numpy scalars, tensors of one element, paths: what metrics dictionaries typically hold
     if hasattr(value, "item"):
-        return value.item()
+        return _finite(value.item())
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

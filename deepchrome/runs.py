@@ -232,6 +232,18 @@ def config_error(exc: Exception) -> str:
     class_path = re.search(r"Problem with given class_path '([^']+)':\s*\n\s*(.+)", text)
     if class_path and len(keys) == 1:
         return f"{key}: class_path {class_path.group(1)!r}: {class_path.group(2).strip()}"[:300]
+    # a union (``SignalNet | None``) lists each member's reason: say why the class_path failed, not "expected null"
+    refused = re.search(r"^\s*- (class_path '[^']+': a config may name .*)$", inner, re.MULTILINE)
+    if refused:
+        return f"{key}: {refused.group(1).strip()}"[:300]
+    other = re.search(r"Import path (\S+) does not correspond to a subclass of (\w+)", inner)
+    if other:
+        from deepchrome.config import trusted_packages
+
+        return (
+            f"{key}: class_path {other.group(1)!r} is not allowed: give a subclass of {other.group(2)} "
+            f"from the modules {', '.join(trusted_packages())} (more with DEEPCHROME_TRUSTED_MODULES)"
+        )[:300]
     expected = list(dict.fromkeys(re.findall(r"Expected a <class '(?:[\w.]+\.)?(\w+)'>", inner)))
     expected = [name if name != "NoneType" else "null" for name in expected if name != "Tensor"]
     given = re.search(r"(?:Given value|Got value): (.*?)(?:\. Got value: .*)?$", inner, re.MULTILINE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import logging
 import os
 import re
 from pathlib import Path
@@ -26,9 +27,40 @@ from deepchrome.data.inputs import StageData
 from deepchrome.errors import DeepChromeError
 from deepchrome.models import DeepChromeCNN, SignalNet, count_parameters
 
+log = logging.getLogger(__name__)
+
 
 def _stage_metrics(prefix: str) -> MetricCollection:
     return MetricCollection({"auroc": BinaryAUROC(), "auprc": BinaryAveragePrecision()}, prefix=prefix)
+
+
+def _compute_if_defined(metrics: MetricCollection, labels: np.ndarray, what: str, device) -> dict[str, torch.Tensor]:
+    """``metrics`` computed, or every one NaN (with a warning) when ``labels`` hold fewer than two classes.
+
+    AUROC and AUPRC are undefined on genes of one label (torchmetrics would return 0.0); NaN is
+    written to ``metrics.json`` as ``null``.
+
+    Parameters
+    ----------
+    metrics
+        The updated metrics of one split (or one cell of it).
+    labels
+        The labels [genes] the metrics were updated with.
+    what
+        The genes, for the warning (``the test split``, ``test cell E003``).
+    device
+        Where the NaN values are placed (the module's device, for synchronised logging).
+
+    Returns
+    -------
+    dict
+        Metric name (with its prefix) to value.
+    """
+    if np.unique(labels).size >= 2:
+        return metrics.compute()
+    kinds = ", ".join(f"label {label}" for label in np.unique(labels)) or "no genes"
+    log.warning("%s has %d gene(s) (%s): its AUROC and AUPRC are undefined, reported as null", what, len(labels), kinds)
+    return {key: torch.tensor(float("nan"), device=device) for key in metrics.keys(keep_base=False)}
 
 
 class ExpressionClassifier(pl.LightningModule):
@@ -195,11 +227,15 @@ class ExpressionClassifier(pl.LightningModule):
                     metrics.update(probability[chosen], y[chosen])
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute(), sync_dist=True)
+        data = self.trainer.datamodule.data["test"]
+        self.log_dict(
+            _compute_if_defined(self.test_metrics, data.labels, "the test split", self.device), sync_dist=True
+        )
         self.test_metrics.reset()
         if len(self.test_cell_metrics) > 1:
-            for metrics in self.test_cell_metrics.values():
-                self.log_dict(metrics.compute(), sync_dist=True)
+            for number, (cell, metrics) in enumerate(self.test_cell_metrics.items()):
+                labels = data.labels[data.cell_index == number]
+                self.log_dict(_compute_if_defined(metrics, labels, f"test cell {cell}", self.device), sync_dist=True)
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         x, y, index = batch

@@ -168,3 +168,31 @@ def test_arguments_of_the_wrong_type_are_one_clear_error(api_run, call, message)
     with pytest.raises(TypeError) as caught:
         call(ns["clf"])
     assert isinstance(caught.value, DeepChromeError) and str(caught.value) == message
+
+
+def test_fit_errors_name_its_arguments_not_command_line_options(tmp_path):
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    (finished / "metrics.json").write_text("{}\n")
+    overrides = {"data.root": str(EXAMPLE), **QUIET}
+    with pytest.raises(DeepChromeError) as refused:
+        deepchrome.fit("linear", overrides, run_dir=finished)
+    assert str(refused.value) == (
+        f"{finished} already holds a finished run (metrics.json); pass overwrite=True to replace it, "
+        "ckpt_path='last' to resume it, or choose another run_dir"
+    )
+    (tmp_path / "afile").write_text("a file\n")
+    with pytest.raises(DeepChromeError, match=r"^run_dir .*afile: is a file, expected a folder$"):
+        deepchrome.fit("linear", overrides, run_dir=tmp_path / "afile")
+    with pytest.raises(DeepChromeError) as both:
+        deepchrome.fit("linear", overrides, run_dir=finished, ckpt_path="last", overwrite=True)
+    assert "--" not in str(both.value) and str(both.value).startswith("overwrite=True with ckpt_path='last' would")
+
+
+def test_api_words_turns_config_options_into_override_keys():
+    from deepchrome.api import api_words
+
+    assert api_words("pass a larger --trainer.max_epochs to train on (fix --model.optimizer.init_args)") == (
+        'pass a larger overrides["trainer.max_epochs"] to train on (fix overrides["model.optimizer.init_args"])'
+    )
+    assert api_words("--threads 2000: must be at most 1024") == "threads 2000: must be at most 1024"

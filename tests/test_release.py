@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from deepchrome.data.csv_text import constant, general_float_slots, integer_slot
 from deepchrome.data.release import list_cells, split_path
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.errors import DataFormatError, DeepChromeError
-from deepchrome.files import check_out_folder, staged_output
+from deepchrome.files import check_out_folder, staged_output, write_json
 from deepchrome.names import check_name
 from tests.cli import run_cli
 from tests.tree import snapshot
@@ -271,6 +273,26 @@ def test_list_cells_skips_folders_with_unsafe_names(tmp_path):
         (tmp_path / cell / "classification").mkdir(parents=True)
         (tmp_path / cell / "classification" / "train.csv").write_text(GOOD)
     assert list_cells(tmp_path) == ["E003"]
+
+
+def test_write_json_writes_non_finite_floats_as_null(tmp_path):
+    def refuse(constant):  # a strict parser: NaN and Infinity are not JSON
+        raise ValueError(f"not JSON: {constant}")
+
+    torch = pytest.importorskip("torch")
+    data = {
+        "auroc": float("nan"),
+        "loss": np.float32("nan"),
+        "gap": -math.inf,
+        "tensor": torch.tensor(float("inf")),
+        "nested": {"values": [0.5, np.float64("nan"), (1, math.inf)]},
+        "fine": np.float32(0.25),
+        "none": None,
+    }
+    path = write_json(tmp_path / "metrics.json", data)
+    read = json.loads(path.read_text(), parse_constant=refuse)
+    assert read == {"auroc": None, "loss": None, "gap": None, "tensor": None,
+                    "nested": {"values": [0.5, None, [1, None]]}, "fine": 0.25, "none": None}  # fmt: skip
 
 
 def test_staged_output_failure_changes_nothing(tmp_path):

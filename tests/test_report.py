@@ -159,3 +159,19 @@ def test_runtime_sentence_is_measured_by_the_runs_that_computed_the_steps():
     mixed = [cache.Step("a", None, 600.0, True), cache.Step("b", None, 120.0, False)]
     text = cache.runtime_sentence(mixed, 150.0)
     assert "took **12.0 minutes**" in text and "computed 1 of 2 steps in 2.5 minutes and reused 1" in text
+
+
+def test_gan_row_reads_null_metrics_as_nan(tmp_path):
+    """metrics.json writes an undefined number as null; the report's GAN table shows it as NaN."""
+    from deepchrome.files import write_json
+    from deepchrome.report.build import _gan_row
+
+    quality = {"two_sample_auroc": 0.6, "two_sample_auroc_real": 0.52, "profile_correlation_min": 0.9,
+               "profile_correlation_real/H3K4me3": 0.95, "profile_correlation_corrected_min": 0.91,
+               "profiles_measured": 5, "profile_correlation_gap_max": 0.02,
+               "conditional_fidelity_auroc": float("nan"), "conditional_fidelity_gap": float("nan")}  # fmt: skip
+    path = write_json(tmp_path / "metrics.json", {"epochs": 3, "test_quality": quality,
+                                                  "targets_met_on_test": {"two_sample": True}})  # fmt: skip
+    row = _gan_row("E003", json.loads(path.read_text()))
+    assert math.isnan(row["fidelity AUROC"]) and math.isnan(row["fidelity gap"])
+    assert row["two-sample AUROC"] == 0.6 and row["targets met"] == "1 of 1"

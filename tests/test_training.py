@@ -219,3 +219,49 @@ def test_cnn_same_seed_same_metrics_and_as_the_declared_layers(tmp_path, monkeyp
     declared = fit("declared")
     assert abs(declared["test_auroc"] - first["test_auroc"]) < 0.01
     assert abs(declared["val_auroc"] - first["val_auroc"]) < 0.01
+
+
+def _one_gene_split(tmp_path, cell: str, split: str):
+    """A simulated release of 2 cells x 30 genes whose ``cell``'s ``split`` file keeps its first gene only."""
+    from deepchrome.data.simulate import simulate_release
+
+    root = tmp_path / "release"
+    simulate_release(root, n_cells=2, n_genes=30, seed=0)
+    path = root / cell / "classification" / f"{split}.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(line for line in lines if line.split(",")[0] == lines[0].split(",")[0]) + "\n")
+    return root
+
+
+@pytest.mark.parametrize(("split", "field"), [("train", "data.train_cells [S01]"), ("valid", "data.val_cells [S01]")])
+def test_a_train_or_valid_split_of_one_gene_is_refused(tmp_path, split, field):
+    root = _one_gene_split(tmp_path, "S01", split)
+    run = tmp_path / "run"
+    result = deepchrome("fit", "--config", "linear", "--data.root", str(root), "--data.train_cells", "[S01]", *FAST,
+                        "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(run), check=False)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"deepchrome: error: {field}: the {split} split has 1 gene(s), " + lines[0].split(" gene(s), ")[-1]
+    ], lines
+    assert "AUROC is undefined unless both labels are present" in lines[0]
+    assert not run.exists()
+
+
+def test_a_test_split_of_one_label_scores_null_not_zero(tmp_path, caplog):
+    root = _one_gene_split(tmp_path, "S02", "test")
+    run = tmp_path / "run"
+    deepchrome("fit", "--config", "linear", "--data.root", str(root), "--data.train_cells", "[S01]",
+               "--data.test_cells", "[S01, S02]", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(run),
+               *FAST)  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_S02_auroc"] is None and metrics["test_S02_auprc"] is None
+    assert 0 < metrics["test_S01_auroc"] <= 1 and 0 < metrics["test_auroc"] <= 1
+    assert "test cell S02 has 1 gene(s)" in caplog.text and "undefined, reported as null" in caplog.text
+    # the whole test split of one label
+    alone = tmp_path / "alone"
+    deepchrome("fit", "--config", "linear", "--data.root", str(root), "--data.train_cells", "[S01]",
+               "--data.test_cells", "[S02]", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(alone),
+               *FAST)  # fmt: skip
+    metrics = json.loads((alone / "metrics.json").read_text())
+    assert metrics["test_auroc"] is None and metrics["test_auprc"] is None

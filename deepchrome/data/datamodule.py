@@ -59,6 +59,32 @@ def _as_list(cells: str | list[str] | None) -> list[str] | None:
     return [cells] if isinstance(cells, str) else [str(c) for c in cells]
 
 
+def check_two_classes(data: StageData, field: str, split: str) -> StageData:
+    """Return ``data`` if its genes hold both labels (AUROC, and training, need both), else refuse.
+
+    Parameters
+    ----------
+    data
+        One split of some cells, pooled.
+    field
+        The setting that chose the cells, for the message (``data.val_cells``).
+    split
+        The split's file name (``train``, ``valid``).
+
+    Raises
+    ------
+    DeepChromeError
+        ``data.val_cells [S01]: the valid split has 1 gene(s), 1 with label 0 and 0 with label 1; ...``
+    """
+    counts = np.bincount(np.asarray(data.labels, dtype=np.int64), minlength=2)
+    if (counts[:2] > 0).all():
+        return data
+    raise DeepChromeError(
+        f"{field} [{', '.join(data.cells)}]: the {split} split has {len(data)} gene(s), {counts[0]} with label 0 "
+        f"and {counts[1]} with label 1; AUROC is undefined unless both labels are present: use more genes or cells"
+    )
+
+
 class HistoneDataModule(pl.LightningDataModule):
     """Histone signals of chosen cells for training, validation and testing.
 
@@ -206,9 +232,11 @@ class HistoneDataModule(pl.LightningDataModule):
             if name in self.data:
                 continue
             if name == "train":
-                self.data[name] = self.stage_data(self.train_cells, "train", subsample=True)
+                self.data[name] = check_two_classes(
+                    self.stage_data(self.train_cells, "train", subsample=True), "data.train_cells", "train"
+                )
             elif name == "val":
-                self.data[name] = self.stage_data(self.val_cells, "valid")
+                self.data[name] = check_two_classes(self.stage_data(self.val_cells, "valid"), "data.val_cells", "valid")
             elif name == "test":
                 self.data[name] = self.stage_data(self.test_cells, "test")
             else:

@@ -127,9 +127,13 @@ def classifier_table(root: Path, cells: list[str], seeds: int, work: Path, fast:
                 step = _fit(name, config, root, cell, run_dir, seed, overrides, fast)
                 metrics = step.value
                 steps.append(step)
-                rows.append({"model": name, "cell": cell, "seed": seed, "test_auroc": metrics["test_auroc"],
-                             **{k: metrics.get(k, np.nan) for k in INTERVAL_KEYS},
-                             "test_auprc": metrics["test_auprc"], "parameters": metrics["n_parameters"],
+                number = {
+                    k: np.nan if metrics.get(k) is None else metrics[k]  # metrics.json's null: NaN
+                    for k in ("test_auroc", "test_auprc", *INTERVAL_KEYS)
+                }
+                rows.append({"model": name, "cell": cell, "seed": seed, "test_auroc": number["test_auroc"],
+                             **{k: number[k] for k in INTERVAL_KEYS},
+                             "test_auprc": number["test_auprc"], "parameters": metrics["n_parameters"],
                              "seconds": step.seconds, "epochs": metrics["epochs"],
                              "run_dir": str(run_dir)})  # fmt: skip
                 progress.update(1)
@@ -237,7 +241,8 @@ def summarize_classifiers(table: pd.DataFrame, margin: float = MARGIN) -> tuple[
 
 def _gan_row(cell: str, metrics: dict) -> dict:
     """One row of the GAN quality table from a GAN run's metrics.json (test split)."""
-    q = metrics["test_quality"]
+    # metrics.json writes an undefined value as null: read it back as NaN
+    q = {key: np.nan if value is None else value for key, value in metrics["test_quality"].items()}
     met = metrics["targets_met_on_test"]
     real_profiles = [v for k, v in q.items() if k.startswith("profile_correlation_real/")]
     return {
