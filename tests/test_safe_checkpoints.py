@@ -130,7 +130,10 @@ def test_a_config_cannot_import_modules(tmp_path, where):
     extra = ["--config", str(config)] if where == "file" else ["--model.optimizer", "this.Foo"]
     result = run_cli("fit", "--config", "linear", *extra, "--trainer.default_root_dir", str(tmp_path / "run"),
                      check=False, subprocess_=True)  # fmt: skip
-    assert result.returncode == 2 and result.stderr.strip() == f"deepchrome: error: {message} (or modules already " \
-        "loaded), not import other modules"
+    assert (
+        result.returncode == 2
+        and result.stderr.strip()
+        == f"deepchrome: error: {message} (or modules already loaded), not import other modules"
+    )
     assert "Beautiful is better than ugly" not in result.stdout + result.stderr
     assert not (tmp_path / "run").exists()

@@ -160,3 +160,29 @@ def test_bad_engine(three_cells, tmp_path, engine):
     result = run_cli("experiment", "--config", str(tmp_path / "ok.yaml"), "--engine", "fast", check=False)
     assert result.returncode == 2 and "--engine" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_one_label_splits_on_the_stacked_engine(tmp_path):
+    """As on the sequential path: a job whose validation genes hold one label fails with the data
+    module's message (the other jobs of the stack train), and a one-label test cell scores null."""
+    from deepchrome.config import load_config
+    from deepchrome.experiments.stacked import train_jobs
+    from tests.test_training import _one_gene_split
+
+    root = _one_gene_split(tmp_path, "S02", "valid")
+    (root / "S02" / "classification" / "test.csv").write_text(
+        (root / "S02" / "classification" / "valid.csv").read_text()
+    )  # S02's test split: one gene too
+    configs = []
+    for val in ("S01", "S02"):
+        config = load_config("linear")
+        config["trainer"].update(max_epochs=2, enable_progress_bar=False)
+        config["data"].update(root=str(root), train_cells=["S01"], val_cells=[val], test_cells=["S01", "S02"])
+        configs.append(config)
+    good, bad = train_jobs(configs, [tmp_path / "good", tmp_path / "bad"])
+    assert isinstance(bad, DeepChromeError)
+    assert str(bad).startswith("job 1: data.val_cells [S02]: the valid split has 1 gene(s)"), str(bad)
+    assert not (tmp_path / "bad").exists()
+    metrics = json.loads((tmp_path / "good" / "metrics.json").read_text())
+    assert metrics["test_S02_auroc"] is None and metrics["test_S02_auprc"] is None
+    assert 0 < metrics["test_S01_auroc"] <= 1 and metrics["engine"] == "stacked"

@@ -298,6 +298,46 @@ def _instantiate(config: dict, templates: dict[str, tuple]):
     return trainer, module, datamodule
 
 
+@dataclass
+class _Labels:
+    """Labels [genes] of some cells: what ``check_two_classes`` reads of a split."""
+
+    labels: np.ndarray
+    cells: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def drop_one_label_jobs(trainings: list[Training], pool: SignalPool) -> dict[int, DeepChromeError]:
+    """Take out the jobs whose training or validation genes hold one label; their errors by job.
+
+    The sequential path's data module refuses such a split (AUROC is undefined); here the other
+    jobs of the stack still train. A training set of one label fails every job sharing it.
+    """
+    from deepchrome.data.datamodule import check_two_classes
+
+    labels = pool.train_y().cpu().numpy()
+    failed: dict[int, DeepChromeError] = {}
+    for t in list(trainings):
+        try:
+            check_two_classes(_Labels(labels[t.train_index.cpu().numpy()], list(t.datamodule.train_cells)),
+                              "data.train_cells", "train")  # fmt: skip
+        except DeepChromeError as error:
+            failed.update({s.job: DeepChromeError(f"job {s.job}: {error}") for s in t.selections})
+            trainings.remove(t)
+            continue
+        for s in list(t.selections):
+            try:
+                check_two_classes(pool.stage(s.val_cells, "valid"), "data.val_cells", "valid")
+            except DeepChromeError as error:
+                failed[s.job] = DeepChromeError(f"job {s.job}: {error}")
+                t.selections.remove(s)
+        if not t.selections:
+            trainings.remove(t)
+    return failed
+
+
 def build_trainings(configs: list[dict], run_dirs: list[Path], jobs: list[int], share: bool = True):
     """Trainings (with their selections) and the shared pool for prepared job configs.
 
@@ -625,8 +665,14 @@ def finish_selection(training: Training, s: Selection, pool: SignalPool) -> dict
     groups = [("test", table)] + ([(f"test_{c}", part) for c, part in table.groupby("cell", sort=False)]
                                   if len(s.test_cells) > 1 else [])  # fmt: skip
     for prefix, part in groups:
-        p = torch.from_numpy(part.probability.to_numpy(dtype=np.float32))
-        y = torch.from_numpy(part.label.to_numpy(dtype=np.int64))
+        p = torch.tensor(part.probability.to_numpy(dtype=np.float32))  # a copy: a group's column may be read-only
+        y = torch.tensor(part.label.to_numpy(dtype=np.int64))
+        if len(np.unique(part.label)) < 2:  # undefined (torchmetrics would say 0.0): null, as the sequential path
+            what = "the test split" if prefix == "test" else f"test cell {prefix[5:]}"
+            log.warning("job %d: %s has %d gene(s) of one label: AUROC and AUPRC undefined, reported as null",
+                        s.job, what, len(part))  # fmt: skip
+            metrics[f"{prefix}_auroc"] = metrics[f"{prefix}_auprc"] = float("nan")
+            continue
         metrics[f"{prefix}_auroc"] = float(binary_auroc(p, y))
         metrics[f"{prefix}_auprc"] = float(binary_average_precision(p, y))
     best = None
@@ -730,10 +776,10 @@ def train_jobs(
         prepared.append(config)
         dirs.append(run_dir)
     trainings, pool = build_trainings(prepared, dirs, jobs, share)
+    outcomes: dict[int, dict | Exception] = dict(drop_one_label_jobs(trainings, pool))
     with registered_worker():
         apply_threads(threads)
         train_stack(trainings, pool)
-    outcomes: dict[int, dict | Exception] = {}
     for t in trainings:
         for s in t.selections:
             if s.error:

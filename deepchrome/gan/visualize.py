@@ -37,6 +37,7 @@ VISUALIZE_OUTPUTS = ("visualize", "interactions", "profiles", "prototypes", "com
 #: Largest seed: numpy's and torch's generators take 32-bit-safe seeds.
 SEED_MAX = 2**32 - 1
 
+
 def sample_release(
     checkpoint: str | os.PathLike,
     out: str | os.PathLike,
