@@ -23,10 +23,12 @@ from deepchrome.data.inputs import StageData, concatenate
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.data.transform import SignalTransform
 from deepchrome.errors import ArgumentTypeError, DeepChromeError, check_argument
+from deepchrome.messages import default_output
 from deepchrome.models import SignalNet
 from deepchrome.runs import Run, train
 
 
+@default_output
 def fit(
     config: str | os.PathLike | dict = "deepchrome",
     overrides: dict | None = None,

@@ -15,17 +15,16 @@ after the command.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import logging
 import os
 import re
 import sys
 import traceback
-import warnings
 from pathlib import Path
 
 from deepchrome.errors import DeepChromeError, Interrupted
+from deepchrome.messages import output_level
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """usage: deepchrome [-q | -v] <command> [options]
@@ -70,29 +69,6 @@ THREADS_HELP = (
 #: Flags every command takes, before or after its name.
 QUIET_FLAGS = ("-q", "--quiet")
 VERBOSE_FLAGS = ("-v", "--verbose")
-#: Messages from Lightning and torch that users cannot act on (shown with --verbose).
-UNACTIONABLE_WARNINGS = (
-    r".*LeafSpec.*is deprecated",  # Lightning's _pytree against torch >= 2.10
-    r".*does not have many workers",  # the data are in memory: workers would only add copies
-    r"Checkpoint directory .* exists and is not empty",  # resuming a run: its own checkpoints
-    r"Experiment logs directory .* exists and is not empty",
-    r"The number of training batches .* is smaller than the logging interval",
-    r"LightningCLI's args parameter",
-    r"The dirpath has changed from",  # evaluating a checkpoint of another run folder: nothing to reload
-    r".* is experimental \(supported from v",  # optuna's ExperimentalWarning about the heartbeat features used
-    r"Argument ``\w+`` is an experimental feature",
-)
-#: Lightning's advertisements (litlogger, litmodels) and hardware notes (the config chooses the accelerator).
-UNACTIONABLE_MESSAGES = (
-    "💡 Tip:", "Seed set to", "GPU available:", "TPU available:", "HPU available:",
-    # the command's own line says it was interrupted, and what it left
-    "\nDetected KeyboardInterrupt", "Received SIGTERM",
-    # the steps of loading a checkpoint (and, before a refused one, a line ahead of the error)
-    "Restoring states from the checkpoint path", "Restored all states from the checkpoint",
-    "Loaded model weights from the checkpoint",
-    # why a training ended: the run's metrics say it, and a report or experiment would print it per job
-    "`Trainer.fit` stopped:",
-)  # fmt: skip
 REPORT = (
     "deepchrome: internal error: the traceback above is a bug in deepchrome, not a problem with your input; "
     "please report it with the command you ran and this output"
@@ -786,63 +762,6 @@ def split_global_flags(argv: list[str]) -> tuple[list[str], int]:
         raise DeepChromeError("--quiet and --verbose together: choose one")
     rest = [arg for arg in argv if arg not in QUIET_FLAGS + VERBOSE_FLAGS]
     return rest, (-1 if quiet else 1 if verbose else 0)
-
-
-class _DropMessages(logging.Filter):
-    """Drops Lightning's unactionable messages and, when quiet, everything below a warning."""
-
-    def __init__(self, quiet: bool) -> None:
-        super().__init__()
-        self.quiet = quiet
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.quiet and record.levelno < logging.WARNING:
-            return False
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
-            self.interrupted = True
-            return False  # optuna's "Trial N failed" traceback for a Ctrl-C: the command's own line says it
-        if (
-            getattr(self, "interrupted", False)
-            and str(record.msg).startswith("Trial ")
-            and "failed with value" in str(record.msg)
-        ):
-            return False  # and the line optuna adds after it
-        text = re.sub(r"^\[rank: \d+\] ", "", str(record.msg))
-        return not text.startswith(UNACTIONABLE_MESSAGES)
-
-
-@contextlib.contextmanager
-def output_level(verbosity: int):
-    """Warnings and log messages for one command: quiet (-1), default (0) or verbose (1); restored after.
-
-    Lightning's user-facing messages come from its ``rank_zero`` and ``seed`` loggers; a filter on
-    those (not a level, which importing Lightning resets) drops the unactionable ones by default
-    and all but warnings when quiet.
-    """
-    emitters = ("pytorch.utilities.rank_zero", "fabric.utilities.rank_zero", "fabric.utilities.seed",
-                "pytorch.trainer.connectors.signal_connector")  # fmt: skip
-    sources = [logging.getLogger(f"lightning.{name}") for name in emitters]
-    sources.append(logging.getLogger("optuna.study._optimize"))  # a trial's failure (its traceback) on Ctrl-C
-    ours = logging.getLogger("deepchrome")
-    level = ours.level
-    drop = _DropMessages(quiet=verbosity < 0)
-    with warnings.catch_warnings():
-        if verbosity > 0:
-            warnings.simplefilter("default")
-            ours.setLevel(logging.DEBUG)
-        else:
-            for pattern in UNACTIONABLE_WARNINGS:
-                warnings.filterwarnings("ignore", message=pattern)
-            for source in sources:
-                source.addFilter(drop)
-        if verbosity < 0:
-            warnings.simplefilter("ignore")
-        try:
-            yield
-        finally:
-            for source in sources:
-                source.removeFilter(drop)
-            ours.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> None:

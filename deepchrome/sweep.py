@@ -46,6 +46,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from deepchrome import files
 from deepchrome.config import apply_overrides, check_path, check_setting_types, load_config, read_settings, set_path
 from deepchrome.errors import DeepChromeError, Interrupted, interruption_reason
+from deepchrome.messages import default_output
 from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
@@ -607,6 +608,7 @@ class SweepResult:
         return self.summary.get("best_value")
 
 
+@default_output
 def run_sweep(
     config: str | os.PathLike | dict,
     n_trials: int | None = None,

@@ -56,8 +56,11 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         for path in work.iterdir():
             # groups.csv is the <cell>_groups figure's table under another name
-            if path.suffix in (".png", ".pdf", ".csv") and not path.name.endswith("mark_importance.csv") \
-                    and path.name != "groups.csv":
+            if (
+                path.suffix in (".png", ".pdf", ".csv")
+                and not path.name.endswith("mark_importance.csv")
+                and path.name != "groups.csv"
+            ):
                 name = path.name if path.name.startswith(cell) else f"{cell}_{path.name}"
                 shutil.copy(path, args.out / name)
         tqdm.write(f"{cell}: marks by importance {', '.join(summary['ranked_marks'])}; "

@@ -196,3 +196,20 @@ def test_api_words_turns_config_options_into_override_keys():
         'pass a larger overrides["trainer.max_epochs"] to train on (fix overrides["model.optimizer.init_args"])'
     )
     assert api_words("--threads 2000: must be at most 1024") == "threads 2000: must be at most 1024"
+
+
+def test_fit_in_python_prints_no_lightning_advertisements(tmp_path):
+    """deepchrome.fit prints what `deepchrome fit` prints by default: no litlogger tip, no GPU/TPU
+    availability lines, no seed line (a caller's own output level, e.g. the CLI's -v, is kept)."""
+    import subprocess
+    import sys
+
+    overrides = {"data.root": str(EXAMPLE), "trainer.max_epochs": 1, "trainer.enable_progress_bar": False}
+    code = f"import deepchrome; deepchrome.fit('linear', {overrides!r}, run_dir={str(tmp_path / 'run')!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    for line in ("Tip:", "GPU available:", "TPU available:", "Seed set to"):
+        assert line not in output, output[-2000:]
+    assert (tmp_path / "run" / "metrics.json").is_file()

@@ -16,6 +16,7 @@ from deepchrome.experiments.config import check_engine, load_experiment_config
 from deepchrome.experiments.jobs import DONE, FAILED, PENDING, RUNNING, STATES, JobTable, plan_fingerprint, status_rows
 from deepchrome.experiments.plan import cell_correlations, job_config, plan_jobs
 from deepchrome.experiments.summary import write_results
+from deepchrome.messages import default_output
 from deepchrome.names import check_name
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def run_job(job: dict, settings: dict, run_dir: Path) -> dict:
     return add_cell_metrics(metrics, job)
 
 
+@default_output
 def run_experiment(
     config: str | os.PathLike | dict,
     out: str | os.PathLike | None = None,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 
 from deepchrome.config import load_config
+from deepchrome.messages import default_output
 from deepchrome.runs import Run, train
 
 
+@default_output
 def fit(
     config: str | os.PathLike | dict = "gan",
     overrides: dict | None = None,
@@ -36,6 +38,7 @@ def fit(
     return train(load_config(config, overrides), run_dir, ckpt_path=ckpt_path, gan=True, overwrite=overwrite)
 
 
+@default_output
 def fit_gan(
     root: str | os.PathLike,
     cell: str,

@@ -26,8 +26,10 @@ from deepchrome.interpret.attributions import (
     shuffled_mark_check,
     summarize,
 )
+from deepchrome.messages import default_output
 
 
+@default_output
 def explain(
     checkpoint: str | os.PathLike,
     root: str | os.PathLike,

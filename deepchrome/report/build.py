@@ -28,6 +28,7 @@ import pandas as pd
 
 from deepchrome import files
 from deepchrome.errors import DeepChromeError
+from deepchrome.messages import default_output
 from deepchrome.report.cache import (
     Step,
     cached_step,
@@ -277,6 +278,7 @@ def _best_checkpoint(run_dir: Path) -> str:
     return json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"]
 
 
+@default_output
 def run_report(
     out: str | Path = "docs/report",
     root: str | Path | None = None,
