@@ -90,3 +90,33 @@ def test_throughput_times_validation_even_when_no_epoch_ends(simulated):
     config["data"]["batch_size"] = 4  # 35 batches of 4 stay inside one epoch of the 200 training genes
     measured = measure_throughput(config, ["S01"], threads=1)
     assert measured.eval > 2 * measured.train  # forward only, batches of 1,024 vs a training step at 8
+
+
+def test_stacked_plan_counts_the_trainings_running_shares(simulated, tmp_path, monkeypatch):
+    """On the stacked engine, jobs that differ only in validation cells are offered to workers
+    together (claim order), so `stack_size` at a time share trainings; the plan counts the same."""
+    from deepchrome.experiments import stacked
+
+    config = yaml.safe_load(small_config(tmp_path, simulated).read_text())
+    config.update(families=["single", "inclusive_all"], selection=["target_val", "strict"], engine="stacked",
+                  stack_size=2, targets=["S01", "S02", "S03", "S04"])  # fmt: skip
+    path = tmp_path / "stacked.yaml"
+    path.write_text(yaml.safe_dump(config))
+    plan = plan_experiment(path, throughput=Throughput(train=1000.0, eval=1e12))
+    # 4 single jobs + inclusive_all: 4 target_val jobs and 1 strict job, all on the 4 cells
+    assert plan.distinct_jobs == 9
+    assert plan.stacked == {"trainings": 4 + 3, "seconds": pytest.approx(plan.stacked["seconds"]), "stack_size": 2}
+    assert plan.stacked["seconds"] < plan.seconds and "7 trainings" in plan.text()
+    built = []
+    build = stacked.build_trainings
+
+    def counting(*args, **kwargs):
+        trainings, pool = build(*args, **kwargs)
+        built.append(len(trainings))
+        return trainings, pool
+
+    monkeypatch.setattr(stacked, "build_trainings", counting)
+    summary = run_experiment(path, out=tmp_path / "out")
+    assert summary["finished"] == 9 and sum(built) == plan.stacked["trainings"]
+    sequential = plan_experiment({**config, "engine": "sequential"}, throughput=Throughput(train=1000.0, eval=1e12))
+    assert sequential.stacked is None and "stacked engine" not in sequential.text()

@@ -162,12 +162,21 @@ class JobTable:
         Attempts per job before it is reported FAILED.
     adopt
         Record the plan's fingerprint on a study that has none (a new study); ``False`` only reads.
+    fingerprint
+        The plan's fingerprint (default: :func:`plan_fingerprint` of ``jobs``).
+    order
+        Job ids in the order their attempts are enqueued, so claimed (default: by id). The
+        experiment puts jobs that can share a training next to each other, so a stacked worker
+        claiming ``stack_size`` jobs at a time gets them together.
     """
 
     def __init__(self, study: optuna.Study, jobs: list[dict], max_attempts: int = 3, adopt: bool = True,
-                 fingerprint: str | None = None) -> None:  # fmt: skip
+                 fingerprint: str | None = None, order: list[int] | None = None) -> None:  # fmt: skip
         self.study = study
         self.jobs = jobs
+        self.order = list(range(len(jobs))) if order is None else list(order)
+        if sorted(self.order) != list(range(len(jobs))):
+            raise ValueError(f"order must list each of the {len(jobs)} job ids once")
         self.fingerprint = fingerprint or plan_fingerprint(jobs)
         self.max_attempts = max_attempts
         self.storage = study._storage  # popping a WAITING trial is a storage operation
@@ -211,7 +220,7 @@ class JobTable:
         table = job_states(trials, len(self.jobs), self.max_attempts)
         waiting = {t.params.get("job") for t in trials if t.state == TrialState.WAITING}
         enqueued = False
-        for row in table:
+        for row in (table[job] for job in self.order):
             if row.state == PENDING and row.job not in waiting:
                 # Attempt numbers come from the table: a worker with an older view enqueues an attempt
                 # that exists already, and that twin is closed when claimed.

@@ -4,6 +4,8 @@ and the plan: training samples and the estimated time, from a throughput measure
 from __future__ import annotations
 
 import copy
+import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from deepchrome.errors import DeepChromeError
+from deepchrome.messages import default_output
 
 
 def cell_correlations(root: Path, cells: list[str], expression_dir: Path | None = None) -> tuple[pd.DataFrame, str]:
@@ -197,6 +200,10 @@ class ExperimentPlan:
         Model name -> how its expected epochs were chosen (the stated assumption).
     skipped
         Combinations with an empty training set.
+    stacked
+        On the stacked engine (``None`` on the sequential one): ``trainings`` (jobs that differ
+        only in their validation cells, claimed together, train once), their estimated
+        ``seconds`` and the ``stack_size`` assumed. ``seconds`` above counts every distinct job.
     """
 
     jobs: pd.DataFrame
@@ -204,6 +211,7 @@ class ExperimentPlan:
     throughput: dict
     epochs_rule: dict
     skipped: list = field(default_factory=list)
+    stacked: dict | None = None
 
     @property
     def distinct_jobs(self) -> int:
@@ -234,6 +242,12 @@ class ExperimentPlan:
             f"{self.train_samples:,} training samples: about {_duration(self.seconds)} for one worker on this "
             "machine (workers on other machines share the jobs; imports and start-up excluded)"
         )
+        if self.stacked is not None:
+            claimed = "all at once" if self.stacked["stack_size"] is None else f"{self.stacked['stack_size']} at a time"
+            lines.append(
+                f"on the stacked engine (jobs claimed {claimed}; those differing only in validation cells train "
+                f"once): {self.stacked['trainings']} trainings, about {_duration(self.stacked['seconds'])}"
+            )
         return "\n".join(lines)
 
 
@@ -358,6 +372,7 @@ def _evaluation_rate(net, datamodule, batches: int = 2) -> float:
     return len(timed) / max(time.perf_counter() - start, 1e-9)
 
 
+@default_output
 def plan_experiment(
     config: str | os.PathLike | dict,
     throughput: dict | Throughput | None = None,
@@ -421,6 +436,7 @@ def plan_experiment(
     table = pd.DataFrame(records, columns=["job", "model", "train_cells", "val_cells", "test_cells", "train_fraction",
                                            "train_genes", "val_genes", "test_genes", "epochs", "train_samples",
                                            "seconds"])  # fmt: skip
+    stacked = _stacked_estimate(table, jobs, settings, speeds)
     families = []
     for family in settings["families"]:
         mine = [row for row in rows if row["family"] == family]
@@ -430,7 +446,55 @@ def plan_experiment(
                          "epochs": int(used.epochs.max()) if len(used) else 0,
                          "train_samples": int(used.train_samples.sum()),
                          "seconds": float(used.seconds.sum())})  # fmt: skip
-    return ExperimentPlan(table, pd.DataFrame(families), speeds, rules, skipped)
+    return ExperimentPlan(table, pd.DataFrame(families), speeds, rules, skipped, stacked)
+
+
+def _stacked_estimate(table: pd.DataFrame, jobs: list[dict], settings: dict, speeds: dict) -> dict | None:
+    """Trainings and seconds on the stacked engine, where jobs of one :func:`training_key` claimed
+    together share a training (``None`` when the experiment runs on the sequential engine).
+
+    A group of n such jobs is ``ceil(n / stack_size)`` trainings (one with ``stack_size: null``);
+    each trains once and validates every job's cells each epoch. Networks the engine does not
+    stack, and ``ReduceLROnPlateau`` schedules, share nothing.
+    """
+    if settings.get("engine") != "stacked" or not len(table):
+        return None
+    from deepchrome.experiments.stacked import model_stackable
+
+    size = settings.get("stack_size")
+    shares = {name: model_stackable(config) is None
+              and "ReduceLROnPlateau" not in json.dumps((config.get("model") or {}).get("lr_scheduler"))
+              for name, config in settings["models"].items()}  # fmt: skip
+    groups: dict[tuple, list[int]] = {}
+    for number, job in enumerate(jobs):
+        key = training_key(job) if shares[job["model"]] else (number,)
+        groups.setdefault(key, []).append(number)
+    trainings, seconds = 0, 0.0
+    for members in groups.values():
+        rows = table.iloc[members]
+        first = rows.iloc[0]
+        speed = speeds[first.model]
+        n = math.ceil(len(members) / size) if size else 1
+        trainings += n
+        seconds += n * (speed.setup + first.train_genes * first.epochs / speed.train)
+        seconds += float((rows.val_genes * rows.epochs + rows.test_genes * TEST_PASSES).sum()) / speed.eval
+    return {"trainings": trainings, "seconds": seconds, "stack_size": size}
+
+
+def training_key(job: dict) -> tuple:
+    """What decides a job's training: model, training cells and fraction. Jobs with the same key differ
+    only in their validation (and test) cells: the stacked engine trains them once
+    (:mod:`deepchrome.experiments.stacked`, shared trainings) when they are claimed together."""
+    return job["model"], tuple(job["train_cells"]), round(float(job["train_fraction"]), 6)
+
+
+def claim_order(jobs: list[dict]) -> list[int]:
+    """Job ids with the jobs that share a :func:`training_key` next to each other (groups in the
+    order of their first job), the order in which the job table offers them to workers."""
+    groups: dict[tuple, list[int]] = {}
+    for number, job in enumerate(jobs):
+        groups.setdefault(training_key(job), []).append(number)
+    return [number for group in groups.values() for number in group]
 
 
 def job_config(job: dict, settings: dict) -> dict:

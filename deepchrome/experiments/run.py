@@ -14,7 +14,7 @@ from deepchrome import files
 from deepchrome.errors import DeepChromeError
 from deepchrome.experiments.config import check_engine, load_experiment_config
 from deepchrome.experiments.jobs import DONE, FAILED, PENDING, RUNNING, STATES, JobTable, plan_fingerprint, status_rows
-from deepchrome.experiments.plan import cell_correlations, job_config, plan_jobs
+from deepchrome.experiments.plan import cell_correlations, claim_order, job_config, plan_jobs
 from deepchrome.experiments.summary import write_results
 from deepchrome.messages import default_output
 from deepchrome.names import check_name
@@ -178,7 +178,8 @@ def open_job_table(settings: dict, jobs: list[dict], storage_url: str, create: b
     # each job's whole training config is part of the plan: a changed override (max_epochs, lr) must not
     # reuse results trained under the old one
     fingerprint = plan_fingerprint([{**job, "config": job_config(job, settings)} for job in jobs])
-    return JobTable(study, jobs, settings["max_attempts"], adopt=create, fingerprint=fingerprint)
+    return JobTable(study, jobs, settings["max_attempts"], adopt=create, fingerprint=fingerprint,
+                    order=claim_order(jobs))  # fmt: skip
 
 
 def experiment_status(
