@@ -213,7 +213,7 @@ def main() -> None:
     print(f"{'(c) floor: bare in-memory loop, same network':<62}{bare_seconds:>9.1f}{bare_auroc:>12.4f}")
     print(f"(a) / (b) = {ratio:.2f}x (target >= 3x): {'PASS' if ratio >= 3 else 'FAIL'}")
     print(
-        f"(a) / (c) = {base_seconds / bare_seconds:.2f}x: the most any loop with this per-step compute reaches here; "
+        f"(a) / (c) = {base_seconds / bare_seconds:.2f}x: about the most any loop with this step compute reaches here; "
         f"(b) / (c) = {fit_seconds / bare_seconds:.2f}: deepchrome fit's cost over the floor"
     )
     difference = abs(base_auroc - metrics["test_auroc"])
