@@ -14,7 +14,7 @@ import functools
 import logging
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -54,6 +54,7 @@ class DropMessages(logging.Filter):
     def __init__(self, quiet: bool) -> None:
         super().__init__()
         self.quiet = quiet
+        self.interrupted = False  # set once a Ctrl-C traceback went by: optuna's next line is dropped too
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.quiet and record.levelno < logging.WARNING:
@@ -61,18 +62,14 @@ class DropMessages(logging.Filter):
         if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
             self.interrupted = True
             return False  # optuna's "Trial N failed" traceback for a Ctrl-C: the command's own line says it
-        if (
-            getattr(self, "interrupted", False)
-            and str(record.msg).startswith("Trial ")
-            and "failed with value" in str(record.msg)
-        ):
+        if self.interrupted and str(record.msg).startswith("Trial ") and "failed with value" in str(record.msg):
             return False  # and the line optuna adds after it
         text = re.sub(r"^\[rank: \d+\] ", "", str(record.msg))
         return not text.startswith(UNACTIONABLE_MESSAGES)
 
 
 @contextlib.contextmanager
-def output_level(verbosity: int):
+def output_level(verbosity: int) -> Iterator[None]:
     """Warnings and log messages for one command: quiet (-1), default (0) or verbose (1); restored after.
 
     Lightning's user-facing messages come from its ``rank_zero`` and ``seed`` loggers; a filter on

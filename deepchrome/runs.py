@@ -240,8 +240,11 @@ def config_error(exc: Exception) -> str:
     if other:
         from deepchrome.config import trusted_packages
 
+        path, base = other.group(1), other.group(2)
+        if path.split(".")[0] in trusted_packages():  # importable, but the wrong kind of class
+            return f"{key}: class_path {path!r} is not a subclass of {base}"[:300]
         return (
-            f"{key}: class_path {other.group(1)!r} is not allowed: give a subclass of {other.group(2)} "
+            f"{key}: class_path {path!r} is not allowed: give a subclass of {base} "
             f"from the modules {', '.join(trusted_packages())} (more with DEEPCHROME_TRUSTED_MODULES)"
         )[:300]
     expected = list(dict.fromkeys(re.findall(r"Expected a <class '(?:[\w.]+\.)?(\w+)'>", inner)))

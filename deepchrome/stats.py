@@ -229,7 +229,7 @@ def _average_precision_rows(scores: np.ndarray, positive: np.ndarray) -> np.ndar
 
 
 def _average_precision_of_draws(scores: np.ndarray, positive: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """Average precision of resamples given as gene indices: scores, positive [genes], draws [b, n] -> [b].
+    """Average precision of resamples given as gene indices: scores, positive [genes], draws [b, m] -> [b].
 
     The same values as :func:`_average_precision_rows` on ``scores[draws]``, without sorting each
     resample: the genes are sorted once, a resample is how many copies of each gene it drew, and

@@ -112,6 +112,8 @@ CASES = [
     _case("fit-class-path-not-allowed", FIT + " --model.net.class_path os.system --trainer.default_root_dir {out}/run",
           "model.net: class_path 'os.system' is not allowed: give a subclass of SignalNet from the modules torch, "
           "lightning, torchmetrics, deepchrome (more with DEEPCHROME_TRUSTED_MODULES)"),
+    _case("fit-class-path-wrong-class", FIT + " --model.net.class_path torch.nn.Linear --trainer.default_root_dir "
+          "{out}/run", "model.net: class_path 'torch.nn.Linear' is not a subclass of SignalNet"),
     _case("fit-class-path-not-importable", FIT + " --model.net.class_path antigravity.X "
           "--trainer.default_root_dir {out}/run", "model.net: class_path 'antigravity.X': a config may name classes"),
     _case("fit-batch-size-0", FIT + " --data.batch_size 0 --trainer.default_root_dir {out}/run",

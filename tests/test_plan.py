@@ -94,19 +94,10 @@ def test_throughput_times_validation_even_when_no_epoch_ends(simulated):
 
 def test_stacked_plan_counts_the_trainings_running_shares(simulated, tmp_path, monkeypatch):
     """On the stacked engine, jobs that differ only in validation cells are offered to workers
-    together (claim order), so `stack_size` at a time share trainings; the plan counts the same."""
+    together (claim order), so `stack_size` at a time share trainings; the plan counts the same,
+    also when a claim's end cuts a group."""
     from deepchrome.experiments import stacked
 
-    config = yaml.safe_load(small_config(tmp_path, simulated).read_text())
-    config.update(families=["single", "inclusive_all"], selection=["target_val", "strict"], engine="stacked",
-                  stack_size=2, targets=["S01", "S02", "S03", "S04"])  # fmt: skip
-    path = tmp_path / "stacked.yaml"
-    path.write_text(yaml.safe_dump(config))
-    plan = plan_experiment(path, throughput=Throughput(train=1000.0, eval=1e12))
-    # 4 single jobs + inclusive_all: 4 target_val jobs and 1 strict job, all on the 4 cells
-    assert plan.distinct_jobs == 9
-    assert plan.stacked == {"trainings": 4 + 3, "seconds": pytest.approx(plan.stacked["seconds"]), "stack_size": 2}
-    assert plan.stacked["seconds"] < plan.seconds and "7 trainings" in plan.text()
     built = []
     build = stacked.build_trainings
 
@@ -116,7 +107,21 @@ def test_stacked_plan_counts_the_trainings_running_shares(simulated, tmp_path, m
         return trainings, pool
 
     monkeypatch.setattr(stacked, "build_trainings", counting)
-    summary = run_experiment(path, out=tmp_path / "out")
-    assert summary["finished"] == 9 and sum(built) == plan.stacked["trainings"]
+    base = yaml.safe_load(small_config(tmp_path, simulated).read_text())
+    # 4 targets: 4 single jobs + inclusive_all's 4 target_val jobs and 1 strict job, all on the 4 cells;
+    # in claims of 2: [single, single] x 2, then the 5 shared jobs in 3 claims -> 7 trainings.
+    # 3 targets: a claim's end cuts the shared group, which then trains once per claim -> 6.
+    for targets, distinct, expected in ((["S01", "S02", "S03", "S04"], 9, 7), (["S01", "S02", "S03"], 7, 6)):
+        built.clear()
+        config = {**base, "families": ["single", "inclusive_all"], "selection": ["target_val", "strict"],
+                  "engine": "stacked", "stack_size": 2, "targets": targets,
+                  "study_name": f"t{len(targets)}"}  # fmt: skip
+        path = tmp_path / f"stacked{len(targets)}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        plan = plan_experiment(path, throughput=Throughput(train=1000.0, eval=1e12))
+        assert plan.distinct_jobs == distinct and plan.stacked["trainings"] == expected, plan.stacked
+        assert plan.stacked["seconds"] < plan.seconds and f"{expected} trainings" in plan.text()
+        summary = run_experiment(path, out=tmp_path / f"out{len(targets)}")
+        assert summary["finished"] == distinct and sum(built) == expected
     sequential = plan_experiment({**config, "engine": "sequential"}, throughput=Throughput(train=1000.0, eval=1e12))
     assert sequential.stacked is None and "stacked engine" not in sequential.text()

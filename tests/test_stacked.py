@@ -136,7 +136,7 @@ def test_stack_size_bounds_the_jobs_one_worker_claims(three_cells, tmp_path, mon
 
 def test_unstackable_models_fall_back_to_sequential():
     from deepchrome.config import load_config
-    from deepchrome.experiments.stacked import model_stackable, stackable
+    from deepchrome.experiments.stackable import model_stackable, stackable
 
     config = load_config("deepchrome")
     assert stackable(config) is None
@@ -186,3 +186,24 @@ def test_one_label_splits_on_the_stacked_engine(tmp_path):
     metrics = json.loads((tmp_path / "good" / "metrics.json").read_text())
     assert metrics["test_S02_auroc"] is None and metrics["test_S02_auprc"] is None
     assert 0 < metrics["test_S01_auroc"] <= 1 and metrics["engine"] == "stacked"
+
+
+@pytest.mark.parametrize("engine", ["sequential", "stacked"])
+def test_a_job_that_a_retry_would_repeat_fails_once(tmp_path, engine):
+    """A job whose test genes hold one label (AUROC undefined) or whose validation genes do (refused)
+    fails at its first attempt, not max_attempts times; the other jobs finish."""
+    from deepchrome.experiments.run import experiment_status
+    from tests.test_training import _one_gene_split
+
+    root = _one_gene_split(tmp_path, "S02", "test")
+    config = {"root": str(root), "models": {"linear": "linear"}, "overrides": {"trainer.max_epochs": 1},
+              "families": ["single"], "targets": ["S01", "S02"], "study_name": "once", "engine": engine,
+              "expression_dir": None}  # fmt: skip
+    path = tmp_path / "once.yaml"
+    path.write_text(yaml.safe_dump(config))
+    summary = run_experiment(path, out=tmp_path / "out")
+    status = experiment_status(path, out=tmp_path / "out").set_index("job")
+    assert summary["finished"] == 1 and summary["failed"] == 1
+    failed = status[status.state == "FAILED"]
+    assert len(failed) == 1 and failed.attempts.iloc[0] == 1, status
+    assert "test AUROC is undefined" in failed.error.iloc[0]

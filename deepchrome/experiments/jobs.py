@@ -7,7 +7,10 @@ Every attempt at a job is one optuna trial with the fixed parameter ``job`` and 
 - ``RUNNING`` while an attempt runs (its worker sends heartbeats),
 - ``PENDING`` while an attempt waits, or while it has failed fewer than ``max_attempts`` times
   (any worker then enqueues the next attempt),
-- ``FAILED`` once ``max_attempts`` attempts failed; its last error is kept and reported.
+- ``FAILED`` once ``max_attempts`` attempts failed; its last error is kept and reported. A failure
+  that a retry would repeat (a :class:`~deepchrome.errors.DeepChromeError`: bad input such as a
+  split of one label, or an undefined test AUROC) spends every attempt at once (user attribute
+  ``spent``), so a rerun with a larger ``max_attempts`` still retries it.
 
 An attempt fails when its training raises (the error is stored on the trial), when its worker is
 interrupted, or when its worker stops sending heartbeats for the grace period (killed, machine
@@ -101,6 +104,7 @@ def job_states(trials: list[FrozenTrial], n_jobs: int, max_attempts: int) -> lis
     table = []
     for job, attempts in by_job.items():
         started = [t for t in attempts if t.state in (TrialState.RUNNING, TrialState.FAIL) or _done(t)]
+        used = sum(int(t.user_attrs.get("spent", 1)) for t in started)  # a final failure spends all
         failed = [t for t in started if t.state == TrialState.FAIL]
         error = (failed[-1].user_attrs.get("error") or LOST) if failed else None
         latest = started[-1] if started else None
@@ -109,13 +113,28 @@ def job_states(trials: list[FrozenTrial], n_jobs: int, max_attempts: int) -> lis
             state, latest = DONE, done[0]
         elif any(t.state == TrialState.RUNNING for t in attempts):
             state = RUNNING
-        elif any(t.state == TrialState.WAITING for t in attempts) or len(started) < max_attempts:
+        elif any(t.state == TrialState.WAITING for t in attempts) or used < max_attempts:
             state = PENDING
         else:
             state = FAILED
         table.append(JobState(job, state, len(started), error, latest.number if latest else None,
                               latest.user_attrs.get("worker") if latest else None))  # fmt: skip
     return table
+
+
+def _test_auroc(metrics: dict) -> float:
+    """A finished job's test AUROC, the trial's value.
+
+    Raises
+    ------
+    DeepChromeError
+        If it is undefined (every test gene of one label: the job's metrics say null).
+    """
+    value = metrics.get("test_auroc")
+    value = float("nan") if value is None else float(value)
+    if value != value:  # NaN
+        raise DeepChromeError("test AUROC is undefined: the test genes hold one label (see the job's warning)")
+    return value
 
 
 class _Heartbeat:
@@ -277,11 +296,9 @@ class JobTable:
         try:
             with _Heartbeat(self.storage, trial_id):
                 metrics = work(job, trial.number)
-            value = float(metrics["test_auroc"])
-            if value != value:  # NaN
-                raise DeepChromeError("test AUROC is not a number (is every test gene of one class?)")
+            value = _test_auroc(metrics)
         except Exception as exc:
-            self._fail(trial, f"{exc.__class__.__name__}: {exc}"[:500])
+            self._fail(trial, f"{exc.__class__.__name__}: {exc}"[:500], final=isinstance(exc, DeepChromeError))
             return None
         except (KeyboardInterrupt, SystemExit) as exc:
             self._fail(trial, interruption_reason(exc))
@@ -317,7 +334,7 @@ class JobTable:
                 outcomes = work([t.params["job"] for t in trials], [t.number for t in trials])
         except Exception as exc:
             for trial in trials:
-                self._fail(trial, f"{exc.__class__.__name__}: {exc}"[:500])
+                self._fail(trial, f"{exc.__class__.__name__}: {exc}"[:500], final=isinstance(exc, DeepChromeError))
             return [None] * len(trials)
         except (KeyboardInterrupt, SystemExit) as exc:
             for trial in trials:
@@ -325,20 +342,27 @@ class JobTable:
             raise _job_interrupted(exc) from exc
         results = []
         for trial, outcome in zip(trials, outcomes, strict=True):
-            value = float(outcome["test_auroc"]) if isinstance(outcome, dict) else float("nan")
-            if isinstance(outcome, Exception) or value != value:
-                error = outcome if isinstance(outcome, Exception) else DeepChromeError(
-                    "test AUROC is not a number (is every test gene of one class?)")  # fmt: skip
-                self._fail(trial, f"{error.__class__.__name__}: {error}"[:500])
+            try:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                value = _test_auroc(outcome)
+            except Exception as error:
+                self._fail(
+                    trial, f"{error.__class__.__name__}: {error}"[:500], final=isinstance(error, DeepChromeError)
+                )
                 results.append(None)
             else:
                 results.append(self._complete(trial, outcome, value))
         return results
 
-    def _fail(self, trial: FrozenTrial, error: str) -> None:
-        log.warning("job %d, attempt %s failed: %s", trial.params["job"], trial.user_attrs.get("attempt"), error)
+    def _fail(self, trial: FrozenTrial, error: str, final: bool = False) -> None:
+        """Record a failed attempt; a ``final`` one (a retry would repeat it) spends every attempt."""
+        log.warning("job %d, attempt %s failed%s: %s", trial.params["job"], trial.user_attrs.get("attempt"),
+                    " (not retried: a retry would fail the same way)" if final else "", error)  # fmt: skip
         try:
             self.storage.set_trial_user_attr(trial._trial_id, "error", error)
+            if final:
+                self.storage.set_trial_user_attr(trial._trial_id, "spent", self.max_attempts)
             self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except UpdateFinishedTrialError:
             pass  # already failed as stale by another worker

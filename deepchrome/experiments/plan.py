@@ -4,8 +4,6 @@ and the plan: training samples and the estimated time, from a throughput measure
 from __future__ import annotations
 
 import copy
-import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,9 +199,10 @@ class ExperimentPlan:
     skipped
         Combinations with an empty training set.
     stacked
-        On the stacked engine (``None`` on the sequential one): ``trainings`` (jobs that differ
-        only in their validation cells, claimed together, train once), their estimated
-        ``seconds`` and the ``stack_size`` assumed. ``seconds`` above counts every distinct job.
+        On the stacked engine (``None`` on the sequential one): one worker's ``trainings`` (jobs
+        that differ only in their validation cells, claimed together, train once), their estimated
+        ``seconds`` and the ``stack_size`` assumed. The plan's own :attr:`seconds` is the
+        sequential engine's: every distinct job trained on its own.
     """
 
     jobs: pd.DataFrame
@@ -245,8 +244,8 @@ class ExperimentPlan:
         if self.stacked is not None:
             claimed = "all at once" if self.stacked["stack_size"] is None else f"{self.stacked['stack_size']} at a time"
             lines.append(
-                f"on the stacked engine (jobs claimed {claimed}; those differing only in validation cells train "
-                f"once): {self.stacked['trainings']} trainings, about {_duration(self.stacked['seconds'])}"
+                f"on the stacked engine, one worker (jobs claimed {claimed}; those differing only in validation "
+                f"cells train once): {self.stacked['trainings']} trainings, about {_duration(self.stacked['seconds'])}"
             )
         return "\n".join(lines)
 
@@ -450,34 +449,36 @@ def plan_experiment(
 
 
 def _stacked_estimate(table: pd.DataFrame, jobs: list[dict], settings: dict, speeds: dict) -> dict | None:
-    """Trainings and seconds on the stacked engine, where jobs of one :func:`training_key` claimed
-    together share a training (``None`` when the experiment runs on the sequential engine).
+    """Trainings and seconds of one worker on the stacked engine (``None`` on the sequential engine).
 
-    A group of n such jobs is ``ceil(n / stack_size)`` trainings (one with ``stack_size: null``);
-    each trains once and validates every job's cells each epoch. Networks the engine does not
-    stack, and ``ReduceLROnPlateau`` schedules, share nothing.
+    The worker claims ``stack_size`` jobs at a time in the job table's order (:func:`claim_order`);
+    within a claim, jobs of one :func:`training_key` are one training that validates every job's
+    cells each epoch. A group cut by a claim's end trains once per claim it falls in; several
+    workers cut groups further. Networks the engine does not stack, and ``ReduceLROnPlateau``
+    schedules, share nothing.
     """
     if settings.get("engine") != "stacked" or not len(table):
         return None
-    from deepchrome.experiments.stacked import model_stackable
+    from deepchrome.experiments.stackable import model_stackable, plateau_schedule
 
     size = settings.get("stack_size")
-    shares = {name: model_stackable(config) is None
-              and "ReduceLROnPlateau" not in json.dumps((config.get("model") or {}).get("lr_scheduler"))
+    shares = {name: model_stackable(config) is None and not plateau_schedule(config)
               for name, config in settings["models"].items()}  # fmt: skip
-    groups: dict[tuple, list[int]] = {}
-    for number, job in enumerate(jobs):
-        key = training_key(job) if shares[job["model"]] else (number,)
-        groups.setdefault(key, []).append(number)
+    keys = [training_key(job) if shares[job["model"]] else (number,) for number, job in enumerate(jobs)]
+    order = claim_order(jobs)
+    claims = [order] if size is None else [order[i : i + size] for i in range(0, len(order), size)]
     trainings, seconds = 0, 0.0
-    for members in groups.values():
-        rows = table.iloc[members]
-        first = rows.iloc[0]
-        speed = speeds[first.model]
-        n = math.ceil(len(members) / size) if size else 1
-        trainings += n
-        seconds += n * (speed.setup + first.train_genes * first.epochs / speed.train)
-        seconds += float((rows.val_genes * rows.epochs + rows.test_genes * TEST_PASSES).sum()) / speed.eval
+    for claim in claims:
+        groups: dict[tuple, list[int]] = {}
+        for number in claim:
+            groups.setdefault(keys[number], []).append(number)
+        for members in groups.values():
+            rows = table.iloc[members]
+            first = rows.iloc[0]
+            speed = speeds[first.model]
+            trainings += 1
+            seconds += speed.setup + first.train_genes * first.epochs / speed.train
+            seconds += float((rows.val_genes * rows.epochs + rows.test_genes * TEST_PASSES).sum()) / speed.eval
     return {"trainings": trainings, "seconds": seconds, "stack_size": size}
 
 

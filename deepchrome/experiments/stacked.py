@@ -73,80 +73,16 @@ from torch.func import functional_call, vmap
 
 from deepchrome import files
 from deepchrome.errors import DeepChromeError
+from deepchrome.experiments.stackable import (
+    callback_args,
+    model_stackable,
+    network_stackable,
+    plateau_schedule,
+    stackable,
+)
 from deepchrome.threads import apply_threads, registered_worker
 
 log = logging.getLogger(__name__)
-
-#: Layers the engine stacks with vmap (any network built only of these and SignalNet containers).
-STACKABLE_LAYERS = (nn.Conv1d, nn.Linear, nn.ReLU, nn.MaxPool1d, nn.AvgPool1d, nn.Dropout, nn.Flatten,
-                    nn.Sequential, nn.Identity)  # fmt: skip
-#: Trainer options the engine reproduces (others, e.g. accumulate_grad_batches, go sequential).
-TRAINER_KEYS = {"default_root_dir", "max_epochs", "accelerator", "deterministic", "log_every_n_steps", "callbacks",
-                "logger", "enable_progress_bar", "enable_model_summary", "gradient_clip_val", "devices",
-                "gradient_clip_algorithm", "num_sanity_val_steps", "precision"}  # fmt: skip
-CHECKPOINT_KEYS = {"monitor", "mode", "save_last", "filename", "dirpath", "save_top_k", "verbose"}
-STOPPING_KEYS = {"monitor", "mode", "patience", "min_delta", "verbose", "strict", "check_finite"}
-
-
-def stackable(config: dict) -> str | None:
-    """Why a training config cannot run on the stacked engine (``None``: it can).
-
-    The network class must be made of :data:`STACKABLE_LAYERS`; the trainer may only use
-    :data:`TRAINER_KEYS`, a ``ModelCheckpoint`` and an ``EarlyStopping`` on ``val_auroc`` (mode max),
-    norm clipping, 32-bit precision and one device.
-    """
-    trainer = config.get("trainer") or {}
-    extra = sorted(set(trainer) - TRAINER_KEYS)
-    if extra:
-        return f"trainer option(s) {', '.join(extra)}"
-    if str(trainer.get("precision", "32")).split("-")[0] not in ("32",):
-        return f"trainer.precision {trainer['precision']}"
-    if trainer.get("devices") not in (None, 1, "1", "auto"):
-        return f"trainer.devices {trainer['devices']}"
-    if trainer.get("gradient_clip_algorithm", "norm") != "norm":
-        return "gradient_clip_algorithm value"
-    for callback in trainer.get("callbacks") or []:
-        path = callback.get("class_path", "") if isinstance(callback, dict) else ""
-        args = callback.get("init_args", {}) if isinstance(callback, dict) else {}
-        name = path.rsplit(".", 1)[-1]
-        allowed = {"ModelCheckpoint": CHECKPOINT_KEYS, "EarlyStopping": STOPPING_KEYS}.get(name)
-        if allowed is None:
-            return f"callback {path or callback!r}"
-        if set(args) - allowed or args.get("monitor") != "val_auroc" or args.get("mode", "min") != "max":
-            return f"{name} settings other than monitor val_auroc, mode max"
-    if _callback_args(config, "ModelCheckpoint") is None:
-        return "a fit without a ModelCheckpoint on val_auroc (it would test the last epoch)"
-    return None
-
-
-def model_stackable(config: dict) -> str | None:
-    """Why a model's training config cannot run on the stacked engine: :func:`stackable`, then its
-    network built for the data (:func:`network_stackable`); ``None``: it can."""
-    import tempfile
-
-    from deepchrome.runs import instantiate, prepare_config
-
-    reason = stackable(config)
-    if reason:
-        return reason
-    with tempfile.TemporaryDirectory(prefix="deepchrome-stack-") as scratch:
-        config, _ = prepare_config(copy.deepcopy(config), scratch, log=False)
-        _, module, datamodule = instantiate(config)
-    return network_stackable(module.net.build(datamodule.n_marks, datamodule.n_bins))
-
-
-def network_stackable(net: nn.Module) -> str | None:
-    """Why a built network cannot be stacked (a layer type vmap is not used with here), or ``None``."""
-    from deepchrome.models.base import SignalNet
-
-    for module in net.modules():
-        if (
-            not isinstance(module, STACKABLE_LAYERS)
-            and type(module) is not type(net)
-            and not (isinstance(module, SignalNet) and module is net)
-        ):
-            return f"layer {type(module).__name__}"
-    return None
 
 
 # -- the shared signals ----------------------------------------------------------------------------
@@ -255,13 +191,6 @@ class Training:
         return self.module.net
 
 
-def _callback_args(config: dict, name: str) -> dict | None:
-    for callback in (config.get("trainer") or {}).get("callbacks") or []:
-        if isinstance(callback, dict) and callback.get("class_path", "").rsplit(".", 1)[-1] == name:
-            return dict(callback.get("init_args") or {})
-    return None
-
-
 #: Data settings that differ between an experiment's jobs (the rest of a job's config is its model's).
 JOB_DATA_KEYS = ("train_cells", "val_cells", "test_cells", "train_fraction")
 
@@ -350,7 +279,7 @@ def build_trainings(configs: list[dict], run_dirs: list[Path], jobs: list[int], 
     pool = None
     for job, config, run_dir in zip(jobs, configs, run_dirs, strict=True):
         data = config["data"]
-        stopping = _callback_args(config, "EarlyStopping")
+        stopping = callback_args(config, "EarlyStopping")
         selection = Selection(
             job=job, run_dir=run_dir, config=config, val_cells=list(data["val_cells"]),
             test_cells=list(data["test_cells"]),
@@ -358,7 +287,7 @@ def build_trainings(configs: list[dict], run_dirs: list[Path], jobs: list[int], 
             min_delta=abs(float(stopping.get("min_delta", 0.0))) if stopping is not None else 0.0,
             check_finite=bool(stopping.get("check_finite", True)) if stopping is not None else False,
         )  # fmt: skip
-        plateau = "ReduceLROnPlateau" in json.dumps((config.get("model") or {}).get("lr_scheduler"))
+        plateau = plateau_schedule(config)
         rest = {k: v for k, v in config.items() if k not in ("data", "trainer")}
         trainer_rest = {k: v for k, v in config["trainer"].items() if k not in ("default_root_dir", "logger")}
         data_rest = {k: v for k, v in data.items() if k not in ("val_cells", "test_cells")}
