@@ -301,7 +301,7 @@ def _kept(n: int, fraction: float, n_train_genes: int | None) -> int:
     return keep
 
 
-def measure_throughput(model_config: dict, train_cells: list[str], batches: int = 30, warmup: int = 5,
+def measure_throughput(model_config: dict, train_cells: list[str], batches: int = 100, warmup: int = 5,
                        threads: int | None = None) -> Throughput:  # fmt: skip
     """Time a few training and validation batches of a training config on this machine.
 
