@@ -29,6 +29,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -451,6 +452,12 @@ def _checkpoint_state(run_dir: Path) -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()}
 
 
+def _pruned(exc: BaseException) -> bool:
+    """Whether ``exc`` is optuna's ``TrialPruned`` (a sweep stopping a trial early, not a failure)."""
+    optuna = sys.modules.get("optuna")  # only a sweep, which has loaded optuna, prunes
+    return optuna is not None and isinstance(exc, optuna.TrialPruned)
+
+
 @contextlib.contextmanager
 def _guarded_run_folder(run_dir: Path, overwrite: bool, enabled: bool = True):
     """Move an overwritten run's files aside, and put the folder back as it was if the block fails:
@@ -490,7 +497,7 @@ def _guarded_run_folder(run_dir: Path, overwrite: bool, enabled: bool = True):
             discard = True
             if interrupted:
                 exc.note = f"the checkpoints are kept in {run_dir / 'checkpoints'}: resume with --ckpt_path last"
-            else:
+            elif not _pruned(exc):  # a sweep's pruned trial ended as planned: nothing to resume
                 logger.warning("the checkpoints written before the failure are kept in %s: resume with "
                                "--ckpt_path last", run_dir / "checkpoints")  # fmt: skip
         else:
