@@ -12,7 +12,6 @@ The command line runs the same functions (:mod:`deepchrome.runs`).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ from deepchrome.data.inputs import StageData, concatenate
 from deepchrome.data.signals import HistoneSignals
 from deepchrome.data.transform import SignalTransform
 from deepchrome.errors import ArgumentTypeError, DeepChromeError, check_argument
-from deepchrome.messages import default_output
+from deepchrome.messages import API_WORDS, api_words, default_output  # noqa: F401 - api_words: re-exported
 from deepchrome.models import SignalNet
 from deepchrome.runs import Run, train
 
@@ -73,49 +72,15 @@ def fit(
     check_argument("ckpt_path", ckpt_path, (str, os.PathLike), "a checkpoint path or 'last'", none=True)
     check_argument("callbacks", callbacks, (list, tuple), "a list of Lightning callbacks")
     check_argument("overwrite", overwrite, bool, "True or False")
-    try:
-        return train(
-            load_config(config, overrides),
-            run_dir,
-            ckpt_path=ckpt_path,
-            callbacks=callbacks,
-            overwrite=overwrite,
-            threads=threads,
-        )
-    except DeepChromeError as exc:
-        exc.args = (api_words(str(exc)), *exc.args[1:])
-        raise
-
-
-#: Command-line options in the shared messages of :mod:`deepchrome.runs`, and how :func:`fit` is told
-#: the same thing (first match first; a config key becomes its ``overrides`` key).
-API_WORDS = (
-    (re.compile(r"--overwrite\b"), "overwrite=True"),
-    (re.compile(r"--ckpt_path (last|best)\b"), r"ckpt_path='\1'"),
-    (re.compile(r"--ckpt_path\b"), "ckpt_path"),
-    (re.compile(r"--trainer\.default_root_dir\b"), "run_dir"),
-    (re.compile(r"--threads\b"), "threads"),
-    (re.compile(r"--((?:trainer|model|data)\.[\w.]*\w|seed_everything)\b"), r'overrides["\1"]'),
-)
-
-
-def api_words(message: str) -> str:
-    """``message`` with the command-line options it names replaced by :func:`fit`'s arguments.
-
-    Parameters
-    ----------
-    message
-        A one-line error written for the command line (``pass --overwrite to replace it``).
-
-    Returns
-    -------
-    str
-        The same message for a Python caller (``pass overwrite=True to replace it``); see
-        :data:`API_WORDS`.
-    """
-    for pattern, words in API_WORDS:
-        message = pattern.sub(words, message)
-    return message
+    # a DeepChromeError's command-line wording becomes fit's arguments on the way out (default_output)
+    return train(
+        load_config(config, overrides),
+        run_dir,
+        ckpt_path=ckpt_path,
+        callbacks=callbacks,
+        overwrite=overwrite,
+        threads=threads,
+    )
 
 
 class Classifier:

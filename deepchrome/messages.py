@@ -17,6 +17,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
+from deepchrome.errors import DeepChromeError
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -107,13 +109,52 @@ def output_level(verbosity: int) -> Iterator[None]:
 def default_output(function: Callable[P, R]) -> Callable[P, R]:
     """Run a Python API entry point under :func:`output_level` ``(0)`` unless a caller already chose
     a level (the command line's ``-q``/``-v``): the API prints what the command prints by default,
-    without Lightning's advertisements and hardware notes."""
+    without Lightning's advertisements and hardware notes, and its errors name the API's arguments
+    (:func:`api_words`) rather than the command line's options."""
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if _active.get():
             return function(*args, **kwargs)
         with output_level(0):
-            return function(*args, **kwargs)
+            try:
+                return function(*args, **kwargs)
+            except DeepChromeError as exc:
+                exc.args = (api_words(str(exc)), *exc.args[1:])
+                raise
 
     return wrapper
+
+
+#: Command-line options in the library's shared messages, and how a Python caller is told the same
+#: thing (first match first; a config key becomes its ``overrides`` key of ``deepchrome.fit``).
+API_WORDS = (
+    (re.compile(r"--overwrite\b"), "overwrite=True"),
+    (re.compile(r"--ckpt_path (last|best)\b"), r"ckpt_path='\1'"),
+    (re.compile(r"--ckpt_path\b"), "ckpt_path"),
+    (re.compile(r"--trainer\.default_root_dir\b"), "run_dir"),
+    (re.compile(r"--threads\b"), "threads"),
+    (re.compile(r"--engine\b"), "engine"),
+    (re.compile(r"--out\b"), "out"),
+    (re.compile(r"--storage\b"), "storage"),
+    (re.compile(r"--((?:trainer|model|data)\.[\w.]*\w|seed_everything)\b"), r'overrides["\1"]'),
+)
+
+
+def api_words(message: str) -> str:
+    """``message`` with the command-line options it names replaced by the Python API's arguments.
+
+    Parameters
+    ----------
+    message
+        A one-line error written for the command line (``pass --overwrite to replace it``).
+
+    Returns
+    -------
+    str
+        The same message for a Python caller (``pass overwrite=True to replace it``); see
+        :data:`API_WORDS`.
+    """
+    for pattern, words in API_WORDS:
+        message = pattern.sub(words, message)
+    return message

@@ -213,3 +213,18 @@ def test_fit_in_python_prints_no_lightning_advertisements(tmp_path):
     for line in ("Tip:", "GPU available:", "TPU available:", "Seed set to"):
         assert line not in output, output[-2000:]
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_every_api_entry_point_names_its_arguments_not_options(tmp_path):
+    """run_experiment and run_sweep share messages with the command line; called from Python, their
+    errors name the keyword arguments (threads, engine), as deepchrome.fit's do."""
+    from deepchrome.experiments import run_experiment
+
+    config = REPO / "configs" / "experiments" / "example.yaml"
+    with pytest.raises(DeepChromeError, match=r"^threads 0: must be a whole number >= 1"):
+        run_experiment(config, out=tmp_path / "out", threads=0)
+    with pytest.raises(DeepChromeError, match=r"^engine 'gpu': expected one of"):
+        run_experiment(config, out=tmp_path / "out", engine="gpu")
+    with pytest.raises(DeepChromeError, match=r"^threads 0: must be"):
+        deepchrome.run_sweep(REPO / "configs" / "sweeps" / "linear.yaml", threads=0)
+    assert not (tmp_path / "out").exists()
