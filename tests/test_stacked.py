@@ -155,7 +155,7 @@ def test_bad_engine(three_cells, tmp_path, engine):
         load_experiment_config(config)
     result = run_cli("experiment", "--config", str(config), "--out", str(tmp_path / "o"), check=False)
     assert result.returncode == 2 and "engine" in result.stderr and "Traceback" not in result.stderr
-    with pytest.raises(DeepChromeError, match="--engine"):
+    with pytest.raises(DeepChromeError, match="^engine 'fast'"):  # Python: the argument, not the option
         run_experiment(_config(tmp_path, three_cells, "ok"), out=tmp_path / "o", engine="fast")
     result = run_cli("experiment", "--config", str(tmp_path / "ok.yaml"), "--engine", "fast", check=False)
     assert result.returncode == 2 and "--engine" in result.stderr
