@@ -56,11 +56,21 @@ def _compute_if_defined(metrics: MetricCollection, labels: np.ndarray, what: str
     dict
         Metric name (with its prefix) to value.
     """
-    if np.unique(labels).size >= 2:
+    if scores_defined(labels, what):
         return metrics.compute()
-    kinds = ", ".join(f"label {label}" for label in np.unique(labels)) or "no genes"
-    log.warning("%s has %d gene(s) (%s): its AUROC and AUPRC are undefined, reported as null", what, len(labels), kinds)
     return {key: torch.tensor(float("nan"), device=device) for key in metrics.keys(keep_base=False)}
+
+
+def scores_defined(labels, what: str) -> bool:
+    """Whether AUROC and AUPRC are defined on genes with these labels [genes] (both labels present);
+    if not, warn, naming the genes (``what``: ``the test split``, ``test cell E003``), that they are
+    reported as null (torchmetrics would return 0.0)."""
+    present = np.unique(np.asarray(labels))
+    if present.size >= 2:
+        return True
+    kinds = ", ".join(f"label {label}" for label in present) or "no genes"
+    log.warning("%s has %d gene(s) (%s): its AUROC and AUPRC are undefined, reported as null", what, len(labels), kinds)
+    return False
 
 
 class ExpressionClassifier(pl.LightningModule):

@@ -298,7 +298,7 @@ class JobTable:
                 metrics = work(job, trial.number)
             value = _test_auroc(metrics)
         except Exception as exc:
-            self._fail(trial, f"{exc.__class__.__name__}: {exc}"[:500], final=isinstance(exc, DeepChromeError))
+            self._fail_on(trial, exc)
             return None
         except (KeyboardInterrupt, SystemExit) as exc:
             self._fail(trial, interruption_reason(exc))
@@ -334,7 +334,7 @@ class JobTable:
                 outcomes = work([t.params["job"] for t in trials], [t.number for t in trials])
         except Exception as exc:
             for trial in trials:
-                self._fail(trial, f"{exc.__class__.__name__}: {exc}"[:500], final=isinstance(exc, DeepChromeError))
+                self._fail_on(trial, exc)
             return [None] * len(trials)
         except (KeyboardInterrupt, SystemExit) as exc:
             for trial in trials:
@@ -347,13 +347,15 @@ class JobTable:
                     raise outcome
                 value = _test_auroc(outcome)
             except Exception as error:
-                self._fail(
-                    trial, f"{error.__class__.__name__}: {error}"[:500], final=isinstance(error, DeepChromeError)
-                )
+                self._fail_on(trial, error)
                 results.append(None)
             else:
                 results.append(self._complete(trial, outcome, value))
         return results
+
+    def _fail_on(self, trial: FrozenTrial, exc: Exception) -> None:
+        """Record an attempt that raised ``exc``; bad input (a DeepChromeError) is not retried."""
+        self._fail(trial, f"{exc.__class__.__name__}: {exc}"[:500], final=isinstance(exc, DeepChromeError))
 
     def _fail(self, trial: FrozenTrial, error: str, final: bool = False) -> None:
         """Record a failed attempt; a ``final`` one (a retry would repeat it) spends every attempt."""

@@ -578,7 +578,7 @@ def finish_selection(training: Training, s: Selection, pool: SignalPool) -> dict
 
     from deepchrome.models import count_parameters
     from deepchrome.runs import test_intervals, write_metrics
-    from deepchrome.training import predict_probabilities, prediction_table
+    from deepchrome.training import predict_probabilities, prediction_table, scores_defined
 
     net, dm = training.net, training.datamodule
     if s.best_state is not None:
@@ -596,10 +596,8 @@ def finish_selection(training: Training, s: Selection, pool: SignalPool) -> dict
     for prefix, part in groups:
         p = torch.tensor(part.probability.to_numpy(dtype=np.float32))  # a copy: a group's column may be read-only
         y = torch.tensor(part.label.to_numpy(dtype=np.int64))
-        if len(np.unique(part.label)) < 2:  # undefined (torchmetrics would say 0.0): null, as the sequential path
-            what = "the test split" if prefix == "test" else f"test cell {prefix[5:]}"
-            log.warning("job %d: %s has %d gene(s) of one label: AUROC and AUPRC undefined, reported as null",
-                        s.job, what, len(part))  # fmt: skip
+        what = "the test split" if prefix == "test" else f"test cell {prefix[5:]}"
+        if not scores_defined(part.label.to_numpy(), f"job {s.job}: {what}"):  # null, as on the sequential path
             metrics[f"{prefix}_auroc"] = metrics[f"{prefix}_auprc"] = float("nan")
             continue
         metrics[f"{prefix}_auroc"] = float(binary_auroc(p, y))
