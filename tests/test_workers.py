@@ -335,3 +335,22 @@ def test_an_interrupted_job_is_failed_with_its_signal_and_reraised_as_it():
     (record,) = study.get_trials()
     assert record.state == optuna.trial.TrialState.FAIL
     assert record.user_attrs["error"] == "interrupted (SIGTERM)"
+
+
+def test_claim_passes_over_an_attempt_another_worker_finished(monkeypatch):
+    """A claimed attempt that must not run (a duplicate) but that another worker finished meanwhile
+    (failed it as stale) is passed over, not a crash of this worker."""
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from deepchrome.experiments.jobs import JobTable
+
+    table = JobTable(optuna.create_study(), [{"model": "m"}], max_attempts=1)
+    table.sync()  # enqueues attempt 1 of job 0
+    monkeypatch.setattr(table, "_why_not", lambda trial: "duplicate of another attempt")
+
+    def finished(*args, **kwargs):
+        raise UpdateFinishedTrialError("Trial#0 has already finished and can not be updated.")
+
+    monkeypatch.setattr(table.storage, "set_trial_user_attr", finished)
+    assert table.claim() is None

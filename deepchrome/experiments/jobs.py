@@ -279,8 +279,11 @@ class JobTable:
             reason = self._why_not(trial)
             if reason is None:
                 return self.storage.get_trial(trial._trial_id)
-            self.storage.set_trial_user_attr(trial._trial_id, "closed", reason)
-            self.storage.set_trial_state_values(trial._trial_id, state=TrialState.PRUNED)
+            try:
+                self.storage.set_trial_user_attr(trial._trial_id, "closed", reason)
+                self.storage.set_trial_state_values(trial._trial_id, state=TrialState.PRUNED)
+            except UpdateFinishedTrialError:
+                pass  # another worker finished it meanwhile (failed it as stale): nothing left to close
         return None
 
     def run(self, trial: FrozenTrial, work: Callable[[int, int], dict]) -> dict | None:
